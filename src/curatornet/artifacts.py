@@ -1,0 +1,87 @@
+"""The canonical Parquet artifacts that stages exchange (their schemas are pinned).
+
+Later stages and external checks read these files, so a change here is a
+change of the workflow's public interface.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+#: Sampling guidelines D1-D6 of the paper (section 3.5), in the paper's order.
+GUIDELINES: tuple[str, ...] = (
+    "d1_basket",
+    "d2_next_basket",
+    "d3_artist_cluster",
+    "d4_profile",
+    "d5_single_item",
+    "d6_same_artist",
+)
+#: Shard of plain BPR triples (section 3.3) for the comparison of section 5.1.
+RANDOM_SHARD = "random"
+SHARDS: tuple[str, ...] = GUIDELINES + (RANDOM_SHARD,)
+#: Guidelines VBPR trains on when sampling with guidelines (section 5.1).
+VBPR_GUIDELINES: tuple[str, ...] = ("d3_artist_cluster", "d4_profile")
+
+MODELS: tuple[str, ...] = ("curatornet", "vbpr")
+SAMPLINGS: tuple[str, ...] = ("guidelines", "random")
+BASELINES: tuple[str, ...] = ("visrank", "random", "oracle")
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        ("item", pa.int32()),
+        ("item_id", pa.string()),
+        ("artist_id", pa.string()),
+        ("upload_time", pa.timestamp("ms")),
+        ("one_of_a_kind", pa.bool_()),
+    ]
+)
+
+
+def embeddings_schema(dim: int) -> pa.Schema:
+    return pa.schema([("item", pa.int32()), ("embedding", pa.list_(pa.float32(), dim))])
+
+
+PURCHASES_SCHEMA = pa.schema(
+    [
+        ("user", pa.int32()),
+        ("user_id", pa.string()),
+        ("item", pa.int32()),
+        ("time", pa.timestamp("ms")),
+        ("basket", pa.int32()),
+        ("split", pa.string()),
+    ]
+)
+
+CLUSTER_ITEMS_SCHEMA = pa.schema(
+    [("item", pa.int32()), ("cluster", pa.int32()), ("x", pa.float32()), ("y", pa.float32())]
+)
+
+TRIPLETS_SCHEMA = pa.schema(
+    [
+        ("profile", pa.list_(pa.int32())),
+        ("positive", pa.int32()),
+        ("negative", pa.int32()),
+        ("user", pa.int32()),
+        ("split", pa.string()),
+        ("hash", pa.uint64()),
+    ]
+)
+MERGED_TRIPLETS_SCHEMA = TRIPLETS_SCHEMA.append(pa.field("guideline", pa.string()))
+
+
+def l2_label(value: float) -> str:
+    """The L2 value as it appears in paths: 0 -> '0', 1e-4 -> '0.0001'."""
+    if value == 0:
+        return "0"
+    return np.format_float_positional(float(value), trim="-")
+
+
+def embeddings_matrix(table: pa.Table) -> np.ndarray:
+    """(n_items, dim) float32 matrix from an embeddings table sorted by item."""
+    order = np.argsort(table.column("item").to_numpy())
+    column = table.column("embedding").combine_chunks()
+    dim = column.type.list_size
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape(-1, dim)[order].astype(np.float32, copy=False)

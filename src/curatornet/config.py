@@ -1,0 +1,36 @@
+"""Configuration checks that JSON schema cannot express (cross-key rules).
+
+The schema (workflow/schemas/config.schema.yaml) already rejected unknown keys
+and wrong types and filled the defaults; this adds the rules between keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from curatornet.errors import InputError
+
+CONFIG_NAME = "config"
+
+
+def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
+    """Raise :class:`InputError` naming the key and value of the first broken rule."""
+    dataset = config.get("dataset", {})
+    if dataset.get("format") == "ugallery":
+        path = dataset.get("path")
+        if not path:
+            raise InputError(source, "dataset.path", path, "format 'ugallery' needs the folder of the UGallery files")
+        if not Path(path).is_dir():
+            raise InputError(source, "dataset.path", path, "folder does not exist")
+    embeddings = dataset.get("embeddings", "synthetic")
+    if embeddings != "synthetic" and not Path(embeddings).is_file():
+        raise InputError(source, "dataset.embeddings", embeddings, "embeddings file does not exist")
+    clusters = config.get("clusters", {})
+    if clusters.get("k", 2) < 2:
+        raise InputError(source, "clusters.k", clusters.get("k"), "need at least 2 clusters")
+    runs = config.get("training", {}).get("runs", {})
+    for model, grid in runs.items():
+        for sampling, values in grid.items():
+            if len(set(values)) != len(values):
+                raise InputError(source, f"training.runs.{model}.{sampling}", values, "repeated L2 value")

@@ -1,0 +1,5 @@
+"""Recommenders behind one scoring interface (see :mod:`curatornet.models.base`).
+
+TensorFlow is imported only by the modules that build a model
+(``curatornet.models.curatornet``, ``curatornet.models.vbpr``), never here.
+"""

@@ -1,0 +1,42 @@
+"""The scoring interface that evaluation, reports and the command line use.
+
+A query is one user's situation: who they are (VBPR needs it; -1 for a user
+unknown to the model), the items of their profile, and, for the Oracle only,
+the ground truth. Every method turns a batch of queries and a vector of
+candidate items into a score matrix; higher is better.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class Queries:
+    users: np.ndarray  # int32 (n,), the `user` index of purchases.parquet, -1 if unknown
+    profiles: Sequence[np.ndarray]  # int32 item indexes per query
+    truth: Sequence[np.ndarray] | None = None  # int32 item indexes per query (Oracle only)
+
+    def __post_init__(self) -> None:
+        self.users = np.asarray(self.users, dtype=np.int32)
+        if len(self.users) != len(self.profiles):
+            raise ValueError(f"{len(self.users)} users but {len(self.profiles)} profiles")
+        if self.truth is not None and len(self.truth) != len(self.profiles):
+            raise ValueError(f"{len(self.truth)} truth sets but {len(self.profiles)} profiles")
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that scores candidate items for queries."""
+
+    name: str
+
+    def score(self, queries: Queries, items: np.ndarray) -> np.ndarray:
+        """float32 matrix (len(queries), len(items)); row q scores ``items`` for query q."""
+        ...

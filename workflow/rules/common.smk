@@ -1,0 +1,40 @@
+# Validation and small helpers shared by every stage. Nothing heavy is imported
+# here: this file runs each time the workflow is parsed.
+import sys
+from pathlib import Path
+
+# The package lives in src/; make it importable for scripts run from the workflow
+# even when it has not been pip-installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from curatornet.artifacts import GUIDELINES, RANDOM_SHARD, SHARDS, l2_label  # noqa: E402
+from curatornet.config import check_config  # noqa: E402
+
+check_config(config)
+
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+
+wildcard_constraints:
+    guideline="|".join(SHARDS),
+    model="curatornet|vbpr",
+    sampling="guidelines|random",
+    l2=r"[0-9.e-]+",
+
+
+def training_runs():
+    """(model, sampling, l2 label) for every training job the config asks for."""
+    runs = []
+    for model, grid in config["training"]["runs"].items():
+        for sampling, values in grid.items():
+            for value in values:
+                runs.append((model, sampling, l2_label(value)))
+    return runs
+
+
+def model_dirs():
+    return [f"results/models/{m}/{s}/l2_{l}" for m, s, l in training_runs()]
+
+
+def final_outputs():
+    return ["results/report/report.html"]
