@@ -1,11 +1,17 @@
 # Validation and small helpers shared by every stage. Nothing heavy is imported
 # here: this file runs each time the workflow is parsed.
+import os
 import sys
 from pathlib import Path
 
-# The package lives in src/; make it importable for scripts run from the workflow
-# even when it has not been pip-installed.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The package lives in src/. Make it importable here and in every job (scripts run
+# in their own process, possibly in a conda env or on a cluster node, which all
+# inherit the environment), even when it has not been pip-installed.
+_SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
+)
 
 from curatornet.artifacts import GUIDELINES, RANDOM_SHARD, SHARDS, l2_label  # noqa: E402
 from curatornet.config import check_config  # noqa: E402
