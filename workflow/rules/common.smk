@@ -6,11 +6,12 @@ from pathlib import Path
 
 # The package lives in src/. Make it importable here and in every job (scripts run
 # in their own process, possibly in a conda env or on a cluster node, which all
-# inherit the environment), even when it has not been pip-installed.
+# inherit the environment), even when it has not been pip-installed. Nothing is
+# asked of the user here (so no `envvars:`): every parse, on a cluster node too, sets it.
 _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
 from curatornet.artifacts import GUIDELINES, RANDOM_SHARD, SHARDS, l2_label  # noqa: E402

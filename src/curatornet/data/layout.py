@@ -1,0 +1,90 @@
+"""Which files a data set consists of, decided from the config and the folder.
+
+Kept free of heavy imports: the workflow calls it while parsing, to name the
+inputs of its rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from curatornet.errors import InputError
+
+#: Where the generator writes its data set (public-release layout).
+RAW_DIR = Path("results/raw")
+RAW_INVENTORY = "ugallery_inventory.csv"
+RAW_PURCHASES = "ugallery_purchases.csv"
+RAW_EMBEDDINGS = "resnet50_embeddings.npy"
+
+RESEARCH_SALES = "valid_sales.csv"
+RESEARCH_ARTWORKS = "valid_artworks.csv"
+PUBLIC_INVENTORIES = ("ugallery_inventory.csv", "inventory.csv")
+#: One row per purchased item, or one row per basket with a list of item ids.
+PUBLIC_PURCHASES = ("ugallery_purchases.csv", "purchases.csv")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The files of one data set: ``kind`` is 'research' or 'public'."""
+
+    kind: str
+    inventory: Path
+    purchases: Path
+
+
+def find_layout(folder: str | Path) -> Layout:
+    """The layout of the UGallery files in ``folder`` (research layout preferred)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, None, str(folder), "data folder does not exist")
+    if (folder / RESEARCH_SALES).exists() or (folder / RESEARCH_ARTWORKS).exists():
+        return Layout("research", folder / RESEARCH_ARTWORKS, folder / RESEARCH_SALES)
+    inventory = next((folder / n for n in PUBLIC_INVENTORIES if (folder / n).exists()), None)
+    purchases = next((folder / n for n in PUBLIC_PURCHASES if (folder / n).exists()), None)
+    if inventory is None and purchases is None:
+        expected = [RESEARCH_SALES, RESEARCH_ARTWORKS, *PUBLIC_INVENTORIES, *PUBLIC_PURCHASES]
+        raise InputError(folder, None, sorted(p.name for p in folder.iterdir()), f"no UGallery files found; expected some of {expected}")
+    # A half-present public layout names the missing file, so the error is specific.
+    return Layout("public", inventory or folder / PUBLIC_INVENTORIES[0], purchases or folder / PUBLIC_PURCHASES[0])
+
+
+def data_folder(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> Path:
+    """The folder whose files ``prepare_data`` reads: the generator's or the configured one."""
+    if dataset.get("format", "synthetic") == "synthetic":
+        return Path(raw_dir)
+    return Path(dataset["path"])
+
+
+def embeddings_file(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> Path | None:
+    """The .npy to read, or None when embeddings are made up for real items.
+
+    A configured path always wins; the generated data set brings its own file.
+    """
+    embeddings = dataset.get("embeddings", "synthetic")
+    if embeddings != "synthetic":
+        return Path(embeddings)
+    if dataset.get("format", "synthetic") == "synthetic":
+        return Path(raw_dir) / RAW_EMBEDDINGS
+    return None
+
+
+def expected_embedding_dim(dataset: Mapping[str, Any]) -> int | None:
+    """The vector length to insist on: the generator's for its own file, else inferred from the file."""
+    if dataset.get("format", "synthetic") == "synthetic" and dataset.get("embeddings", "synthetic") == "synthetic":
+        return int(dataset.get("synthetic", {}).get("embedding_dim", 2048))
+    return None
+
+
+def input_files(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> dict[str, str]:
+    """Named input files of ``prepare_data`` for the workflow (inventory, purchases, embeddings)."""
+    if dataset.get("format", "synthetic") == "synthetic":
+        files = {"inventory": str(Path(raw_dir) / RAW_INVENTORY), "purchases": str(Path(raw_dir) / RAW_PURCHASES)}
+    else:
+        layout = find_layout(dataset["path"])
+        files = {"inventory": str(layout.inventory), "purchases": str(layout.purchases)}
+    embeddings = embeddings_file(dataset, raw_dir)
+    if embeddings is not None:
+        files["embeddings"] = str(embeddings)
+    return files

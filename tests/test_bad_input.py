@@ -1,0 +1,220 @@
+"""Every input problem raises InputError naming file, column and value, and writes nothing."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from curatornet.config import check_config
+from curatornet.data.embeddings import write_embeddings_npy
+from curatornet.data.prepare import prepare_dataset, write_canonical
+from curatornet.data.synthetic import generate, parameters_for, write_public_release
+from curatornet.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DIM = 8
+SYNTHETIC = {"format": "synthetic", "path": None, "embeddings": "synthetic", "synthetic": {"preset": "tiny", "scale": 1.0, "embedding_dim": DIM}}
+OUTPUTS = ("items.parquet", "embeddings.parquet", "purchases.parquet", "stats.csv")
+
+
+@pytest.fixture(scope="module")
+def clean_raw(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("clean") / "raw"
+    write_public_release(generate(parameters_for("tiny", embedding_dim=DIM), 11), folder=folder)
+    return folder
+
+
+@pytest.fixture
+def raw(clean_raw, tmp_path) -> Path:
+    """A private copy of a valid generated data set, for a test to break."""
+    return Path(shutil.copytree(clean_raw, tmp_path / "raw"))
+
+
+def run_prepare(raw: Path, dataset: dict | None = None) -> Path:
+    out = raw.parent / "data"
+    data = prepare_dataset(dataset or SYNTHETIC, 0, raw_dir=raw)
+    write_canonical(data, *(out / name for name in OUTPUTS))
+    return out
+
+
+def expect_error(raw: Path, file_name: str, field: str | None, value, dataset: dict | None = None) -> InputError:
+    with pytest.raises(InputError) as caught:
+        run_prepare(raw, dataset)
+    message = str(caught.value)
+    assert file_name in message, message
+    if field is not None:
+        assert field in message, message
+    assert str(value) in message, message
+    out = raw.parent / "data"
+    assert not out.exists() or not any(out.iterdir()), "half-written output left behind"
+    return caught.value
+
+
+def edit_csv(path: Path, change) -> None:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    change(frame).to_csv(path, index=False)
+
+
+def test_the_clean_copy_prepares(raw):
+    out = run_prepare(raw)
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+
+
+def test_missing_file(raw):
+    (raw / "ugallery_purchases.csv").unlink()
+    expect_error(raw, "ugallery_purchases.csv", None, "does not exist")
+
+
+def test_missing_column(raw):
+    edit_csv(raw / "ugallery_inventory.csv", lambda f: f.drop(columns="upload_timestamp"))
+    expect_error(raw, "ugallery_inventory.csv", "upload_timestamp", "required column is missing")
+
+
+def test_unparseable_timestamp(raw):
+    def spoil(frame):
+        frame.loc[3, "purchase_timestamp"] = "2015-13-45 25:00"
+        return frame
+
+    edit_csv(raw / "ugallery_purchases.csv", spoil)
+    expect_error(raw, "ugallery_purchases.csv", "purchase_timestamp", "2015-13-45 25:00")
+
+
+def test_purchase_of_unknown_item(raw):
+    def spoil(frame):
+        frame.loc[0, "artwork_id_hash"] = "no-such-item"
+        return frame
+
+    edit_csv(raw / "ugallery_purchases.csv", spoil)
+    expect_error(raw, "ugallery_purchases.csv", "item id", "no-such-item")
+
+
+def test_duplicate_item_ids(raw):
+    def spoil(frame):
+        frame.loc[1, "artwork_id_hash"] = frame.loc[0, "artwork_id_hash"]
+        return frame
+
+    duplicate = pd.read_csv(raw / "ugallery_inventory.csv", dtype=str)["artwork_id_hash"][0]
+    edit_csv(raw / "ugallery_inventory.csv", spoil)
+    expect_error(raw, "ugallery_inventory.csv", "item id", duplicate)
+
+
+def test_empty_purchases(raw):
+    edit_csv(raw / "ugallery_purchases.csv", lambda f: f.iloc[:0])
+    expect_error(raw, "ugallery_purchases.csv", None, "no purchases")
+
+
+def test_bad_one_of_a_kind_flag(raw):
+    def spoil(frame):
+        frame.loc[2, "original"] = "maybe"
+        return frame
+
+    edit_csv(raw / "ugallery_inventory.csv", spoil)
+    expect_error(raw, "ugallery_inventory.csv", "original", "maybe")
+
+
+def rewrite_embeddings(raw: Path, change) -> str:
+    rows = np.load(raw / "resnet50_embeddings.npy", allow_pickle=True)
+    ids = [str(i) for i in rows[:, 0]]
+    vectors = [np.asarray(v, dtype=np.float32) for v in rows[:, 1]]
+    ids, vectors = change(ids, vectors)
+    spoilt = np.empty((len(ids), 2), dtype=object)
+    spoilt[:, 0] = ids
+    spoilt[:, 1] = vectors
+    with open(raw / "resnet50_embeddings.npy", "wb") as handle:
+        np.save(handle, spoilt, allow_pickle=True)
+    return ids[5] if ids else ""
+
+
+def test_embedding_of_the_wrong_length(raw):
+    def spoil(ids, vectors):
+        vectors[5] = vectors[5][:-1]
+        return ids, vectors
+
+    item = rewrite_embeddings(raw, spoil)
+    error = expect_error(raw, "resnet50_embeddings.npy", item, DIM - 1)
+    assert "length" in error.problem
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_embedding_with_nan_or_inf(raw, bad_value):
+    def spoil(ids, vectors):
+        vectors[5] = vectors[5].copy()
+        vectors[5][2] = bad_value
+        return ids, vectors
+
+    item = rewrite_embeddings(raw, spoil)
+    expect_error(raw, "resnet50_embeddings.npy", item, bad_value)
+
+
+def test_item_without_an_embedding(raw):
+    dropped = {}
+
+    def spoil(ids, vectors):
+        dropped["id"] = ids[7]
+        return ids[:7] + ids[8:], vectors[:7] + vectors[8:]
+
+    rewrite_embeddings(raw, spoil)
+    expect_error(raw, "resnet50_embeddings.npy", "item_id", dropped["id"])
+
+
+def test_configured_embeddings_file_must_cover_the_items(raw, tmp_path):
+    path = tmp_path / "other.npy"
+    write_embeddings_npy(path, ["someone-else"], np.ones((1, 4), dtype=np.float32))
+    dataset = {**SYNTHETIC, "embeddings": str(path)}
+    expect_error(raw, "other.npy", "item_id", "", dataset)
+
+
+def test_malformed_basket_list(tmp_path):
+    folder = tmp_path / "public"
+    folder.mkdir()
+    pd.DataFrame({"artwork_id_hash": ["a"], "artist_id_hash": ["x"], "upload_timestamp": ["2014-01-01 00:00:00"]}).to_csv(folder / "inventory.csv", index=False)
+    pd.DataFrame({"user_id_hash": ["u"], "purchased_artwork_ids_hash": ["a, b"], "purchase_timestamp": ["2014-02-01 00:00:00"]}).to_csv(folder / "purchases.csv", index=False)
+    with pytest.raises(InputError, match=r"purchases\.csv.*purchased_artwork_ids_hash.*a, b"):
+        prepare_dataset({"format": "ugallery", "path": str(folder), "embeddings": "synthetic", "synthetic": {"embedding_dim": 4}}, 0)
+
+
+def base_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (lambda c: c["dataset"].update(fromat="ugallery"), "fromat"),
+        (lambda c: c["dataset"]["synthetic"].update(scale="big"), "big"),
+        (lambda c: c["dataset"].update(format="parquet"), "parquet"),
+        (lambda c: c.update(sed=1), "sed"),
+    ],
+)
+def test_schema_rejects_unknown_keys_and_wrong_types(change, key):
+    config = copy.deepcopy(base_config())
+    change(config)
+    with pytest.raises(Exception, match=key):
+        validate(config, str(SCHEMA))
+
+
+def test_schema_accepts_the_shipped_configs():
+    for name in ("config.yaml", "test.yaml"):
+        validate(yaml.safe_load((REPO / "config" / name).read_text()), str(SCHEMA))
+
+
+@pytest.mark.parametrize(
+    ("dataset", "key", "value"),
+    [
+        ({"format": "ugallery", "path": None}, "dataset.path", "None"),
+        ({"format": "ugallery", "path": "/no/such/folder"}, "dataset.path", "/no/such/folder"),
+        ({"format": "synthetic", "embeddings": "/no/such/file.npy"}, "dataset.embeddings", "/no/such/file.npy"),
+    ],
+)
+def test_check_config_names_the_key_and_value(dataset, key, value):
+    with pytest.raises(InputError, match=key) as caught:
+        check_config({"dataset": dataset})
+    assert value in str(caught.value)

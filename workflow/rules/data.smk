@@ -1,0 +1,54 @@
+# Data stage: generate the UGallery-like data set (synthetic format only) and build
+# the canonical artifacts from it or from the real UGallery files.
+from curatornet.data import layout as data_layout
+
+DATA_SCALE = float(config["dataset"]["synthetic"]["scale"])
+
+
+rule generate_data:
+    output:
+        inventory="results/raw/ugallery_inventory.csv",
+        purchases="results/raw/ugallery_purchases.csv",
+        embeddings="results/raw/resnet50_embeddings.npy",
+    params:
+        synthetic=config["dataset"]["synthetic"],
+        seed=config["seed"],
+    log:
+        "logs/data/generate_data.log",
+    benchmark:
+        "benchmarks/results/data/generate_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards: int(1500 + 1500 * DATA_SCALE),
+        runtime=lambda wildcards: int(10 + 5 * DATA_SCALE),
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/generate_data.py"
+
+
+rule prepare_data:
+    input:
+        # The generator's files, or the configured folder's files (+ a configured embeddings .npy).
+        unpack(lambda wildcards: data_layout.input_files(config["dataset"], data_layout.RAW_DIR)),
+    output:
+        # ("items" is a name Snakemake reserves, hence the *_table names.)
+        item_table="results/data/items.parquet",
+        embedding_table="results/data/embeddings.parquet",
+        purchase_table="results/data/purchases.parquet",
+        stats="results/data/stats.csv",
+    params:
+        dataset=config["dataset"],
+        seed=config["seed"],
+    log:
+        "logs/data/prepare_data.log",
+    benchmark:
+        "benchmarks/results/data/prepare_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards: int(2000 + 2000 * DATA_SCALE),
+        runtime=lambda wildcards: int(10 + 5 * DATA_SCALE),
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/prepare_data.py"
