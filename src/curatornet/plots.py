@@ -1,0 +1,264 @@
+"""The figures of the report (matplotlib, Agg backend), each written as PNG and SVG.
+
+Every function takes ready data frames and two output paths; files are written
+atomically. Nothing here computes results: the figures only draw artifacts of
+earlier stages.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+from scipy import stats as sps  # noqa: E402
+
+from curatornet.evaluation.evaluate import DISPLAY_NAMES  # noqa: E402
+from curatornet.io import atomic_path  # noqa: E402
+
+#: Matplotlib writes SVG text as text (searchable, small) and no timestamp.
+plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "curatornet", "figure.dpi": 100})
+
+
+def save_figure(fig: plt.Figure, png: str | Path, svg: str | Path) -> None:
+    """Write ``fig`` to both paths atomically and close it."""
+    for path, fmt in ((png, "png"), (svg, "svg")):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+    plt.close(fig)
+
+
+def run_label(method: str, sampling: str = "", l2: str = "") -> str:
+    """'CuratorNet (guidelines, λ=0.001)' or 'VisRank'."""
+    name = DISPLAY_NAMES.get(method, method)
+    details = [d for d in (sampling, f"λ={l2}" if l2 else "") if d]
+    return f"{name} ({', '.join(details)})" if details else name
+
+
+#: 60 distinct colours for clusters (they repeat beyond 60; labels name the cluster).
+_CLUSTER_PALETTE = np.array(
+    plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors + plt.get_cmap("tab20c").colors
+)
+
+
+def cluster_colour(cluster: np.ndarray | int) -> np.ndarray:
+    return _CLUSTER_PALETTE[np.asarray(cluster) % len(_CLUSTER_PALETTE)]
+
+
+def _empty(ax, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+# (1) Figure 3: visual clusters on the 2-D map ---------------------------------
+def plot_clusters(cluster_items: pd.DataFrame, png, svg) -> None:
+    fig, ax = plt.subplots(figsize=(8, 7))
+    clusters = cluster_items["cluster"].to_numpy()
+    x, y = cluster_items["x"].to_numpy(), cluster_items["y"].to_numpy()
+    ax.scatter(x, y, c=cluster_colour(clusters), s=4, linewidths=0, rasterized=True)
+    # Label each cluster at its median position so that groups can be told apart.
+    for cluster, group in cluster_items.groupby("cluster"):
+        ax.text(group["x"].median(), group["y"].median(), str(cluster), fontsize=6, ha="center", va="center", alpha=0.8)
+    ax.set_title(f"{len(cluster_items):,} items in {len(np.unique(clusters))} visual clusters (2-D map)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    save_figure(fig, png, svg)
+
+
+# (2) Figure 4: AUC with guidelines vs random sampling -------------------------
+def _mean_ci(values: np.ndarray) -> tuple[float, float]:
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return (float(values.mean()) if len(values) else math.nan, 0.0)
+    return float(values.mean()), float(sps.t.ppf(0.975, len(values) - 1) * sps.sem(values))
+
+
+def plot_sampling_auc(sampling_ttest: pd.DataFrame, per_user: pd.DataFrame, png, svg) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    if sampling_ttest.empty:
+        _empty(ax, "no model was trained with both guidelines and random sampling")
+        save_figure(fig, png, svg)
+        return
+    width = 0.38
+    for position, row in enumerate(sampling_ttest.itertuples(index=False)):
+        l2_g, _, l2_r = str(row.l2).partition("/")
+        l2_r = l2_r or l2_g
+        tops = []
+        for offset, sampling, l2, colour in ((-width / 2, "guidelines", l2_g, "tab:blue"), (width / 2, "random", l2_r, "tab:orange")):
+            mask = (per_user["method"] == row.model) & (per_user["sampling"] == sampling) & (per_user["l2"] == l2)
+            mean, half = _mean_ci(per_user.loc[mask, "auc"].to_numpy(dtype=float))
+            ax.bar(position + offset, mean, width, yerr=half, capsize=4, color=colour,
+                   label=sampling if position == 0 else None)
+            ax.text(position + offset, 0.02, f"λ={l2}\n{mean:.4f}", ha="center", va="bottom", fontsize=7, color="white")
+            tops.append(mean + half)
+        ax.text(position, max(tops) + 0.02, f"p = {row.p:.2g}", ha="center", fontsize=9)
+    ax.set_xticks(range(len(sampling_ttest)), [DISPLAY_NAMES.get(m, m) for m in sampling_ttest["model"]])
+    ax.set_ylabel("mean AUC over test users (95% CI)")
+    ax.set_ylim(0, 1.15)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.legend(title="triple sampling", loc="upper right", ncols=2, fontsize=8)
+    ax.set_title("Sampling guidelines vs random sampling (paired t-test)")
+    save_figure(fig, png, svg)
+
+
+# (3) Learning curves -----------------------------------------------------------
+def plot_learning_curves(histories: Mapping[str, pd.DataFrame], png, svg) -> None:
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    if not histories:
+        _empty(loss_ax, "no trained model")
+        _empty(acc_ax, "no trained model")
+    for label, history in histories.items():
+        style = "-" if "guidelines" in label else "--"
+        if "loss" in history:
+            loss_ax.plot(history["epoch"], history["loss"], style, marker="o", ms=3, label=label)
+        if "valid_accuracy" in history:
+            acc_ax.plot(history["epoch"], history["valid_accuracy"], style, marker="o", ms=3, label=label)
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    acc_ax.set(xlabel="epoch", ylabel="validation pairwise accuracy", title="Validation accuracy")
+    if histories:
+        acc_ax.legend(fontsize=7, loc="lower right")
+    save_figure(fig, png, svg)
+
+
+# (4) Recall@k and nDCG@k curves ------------------------------------------------
+def plot_topk_curves(curves: pd.DataFrame, png, svg) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    palette = plt.get_cmap("tab20").colors  # 20 distinct colours: one per run
+    groups = curves.groupby(["method", "sampling", "l2"], sort=False)
+    for position, ((method, sampling, l2), group) in enumerate(groups):
+        style = ":" if method in ("random", "oracle") else ("--" if sampling == "random" else "-")
+        label, colour = run_label(method, sampling, l2), palette[position % len(palette)]
+        axes[0].plot(group["k"], group["recall"], style, label=label, color=colour)
+        axes[1].plot(group["k"], group["ndcg"], style, label=label, color=colour)
+    max_k = int(curves["k"].max()) if len(curves) else 1
+    axes[0].set(xlabel="k", ylabel="mean Recall@k", title=f"Recall@k, k = 1..{max_k}")
+    axes[1].set(xlabel="k", ylabel="mean nDCG@k", title=f"nDCG@k, k = 1..{max_k}")
+    for ax in axes:
+        ax.set_xlim(1, max_k)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    save_figure(fig, png, svg)
+
+
+# (5) Silhouette of the k-means restarts ----------------------------------------
+def plot_restarts(restarts: pd.DataFrame, png, svg) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    selected = restarts["selected"].to_numpy(dtype=bool)
+    colours = np.where(selected, "tab:red", "tab:grey")
+    ax.bar(restarts["restart"], restarts["silhouette"], color=colours)
+    for row in restarts[selected].itertuples(index=False):
+        ax.annotate(f"selected (seed {row.seed})\n{row.silhouette:.4f}", (row.restart, row.silhouette),
+                    xytext=(0, 8), textcoords="offset points", ha="center", fontsize=8)
+    low, high = restarts["silhouette"].min(), restarts["silhouette"].max()
+    span = max(high - low, 1e-3)
+    ax.set_ylim(min(0, low) if low < 0 else low - span, high + span * 0.6)
+    ax.set(xlabel="k-means restart", ylabel="silhouette coefficient", title="k-means restarts: the best silhouette is kept")
+    save_figure(fig, png, svg)
+
+
+# (6) Figure 5: one test user's profile, top 10 per method, ground truth ---------
+def pick_example_user(cases: pd.DataFrame, example_user=None, seed: int = 0) -> int:
+    """The ``user`` index to show: ``example_user`` (a user_id) when given, else
+    one picked by ``seed`` among users whose profile and truth fit on a row."""
+    if example_user is not None:
+        match = cases[cases["user_id"].astype(str) == str(example_user)]
+        if match.empty:
+            from curatornet.errors import InputError
+
+            raise InputError("config", "report.example_user", example_user, "not a test user")
+        return int(match["user"].iloc[0])
+    sizes = cases["profile"].map(len)
+    fitting = cases[(sizes >= 2) & (sizes <= 10)]
+    pool = fitting if len(fitting) else cases
+    return int(pool["user"].iloc[np.random.default_rng(seed).integers(len(pool))])
+
+
+def _find_image(folder: Path | None, item_id: str) -> Path | None:
+    if folder is None:
+        return None
+    for suffix in (".jpg", ".jpeg", ".png"):
+        candidate = folder / f"{item_id}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def plot_example(
+    rows: Sequence[tuple[str, Sequence[int], Sequence[bool]]],
+    items: pd.DataFrame,
+    cluster_items: pd.DataFrame,
+    png,
+    svg,
+    title: str = "",
+    images: str | Path | None = None,
+) -> None:
+    """``rows``: (label, item indexes, hit flags) drawn top to bottom as tiles
+    coloured by visual cluster, labelled with item and artist (or thumbnails)."""
+    folder = Path(images) if images else None
+    ids = items.set_index("item")["item_id"].astype(str)
+    artists = items.set_index("item")["artist_id"].astype("string").fillna("?")
+    clusters = cluster_items.set_index("item")["cluster"]
+    n_cols = max([len(r[1]) for r in rows] + [1])
+    fig, ax = plt.subplots(figsize=(1.25 * n_cols + 2.4, 1.3 * len(rows) + 0.6))
+    for r, (label, row_items, row_hits) in enumerate(rows):
+        top = len(rows) - r - 1
+        ax.text(-0.15, top + 0.45, label, ha="right", va="center", fontsize=9)
+        for c, (item, hit) in enumerate(zip(row_items, row_hits)):
+            item = int(item)
+            if item < 0:
+                continue
+            image = _find_image(folder, ids.get(item, ""))
+            if image is not None:
+                ax.imshow(plt.imread(image), extent=(c + 0.05, c + 0.95, top + 0.05, top + 0.85), aspect="auto")
+            else:
+                ax.add_patch(Rectangle((c + 0.05, top + 0.05), 0.9, 0.8, color=cluster_colour(int(clusters.get(item, 0)))))
+            if hit:
+                ax.add_patch(Rectangle((c + 0.02, top + 0.02), 0.96, 0.86, fill=False, lw=2.5, ec="black"))
+            ax.text(c + 0.5, top + 0.45, f"{ids.get(item, item)}\nartist {artists.get(item, '?')}\ncl {clusters.get(item, '?')}",
+                    ha="center", va="center", fontsize=6)
+    ax.set_xlim(-0.1, n_cols)
+    ax.set_ylim(0, len(rows))
+    ax.set_axis_off()
+    ax.set_title(title or "Profile, top 10 per method and ground truth (black frame: a hit)", fontsize=10)
+    save_figure(fig, png, svg)
+
+
+def example_rows(
+    cases: pd.DataFrame,
+    top: pd.DataFrame,
+    user: int,
+    runs: Sequence[tuple[str, str, str]],
+) -> list[tuple[str, list[int], list[bool]]]:
+    """Tiles of the example: the profile, each run's top 10, the ground truth."""
+    case = cases[cases["user"] == user].iloc[0]
+    truth = [int(i) for i in case["truth"]]
+    profile = [int(i) for i in case["profile"]][:10]
+    rows = [(f"profile ({len(case['profile'])})", profile, [False] * len(profile))]
+    for method, sampling, l2 in runs:
+        picks = top[(top["user"] == user) & (top["method"] == method) & (top["sampling"] == sampling) & (top["l2"] == l2)]
+        picks = picks.sort_values("rank")
+        rows.append((run_label(method, sampling, l2), picks["item"].tolist(), picks["hit"].astype(bool).tolist()))
+    rows.append(("ground truth", truth, [True] * len(truth)))
+    return rows
+
+
+def example_runs(selection: pd.DataFrame, top: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """Runs shown in the example: per trained model the guidelines run chosen on
+    validation accuracy (else its best-validated run), then VisRank."""
+    runs = []
+    for model, group in selection.groupby("model", sort=True):
+        chosen = group[group["selected"].astype(bool) & (group["sampling"] == "guidelines")]
+        if chosen.empty:
+            chosen = group.sort_values("valid_accuracy", ascending=False, na_position="last")
+        row = chosen.iloc[0]
+        runs.append((str(model), str(row["sampling"]), str(row["l2"])))
+    if (top["method"] == "visrank").any():
+        runs.append(("visrank", "", ""))
+    return runs

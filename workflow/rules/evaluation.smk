@@ -1,0 +1,70 @@
+# Evaluation (paper section 4.2, Table 2) and the paired tests (section 5.1).
+# Logic: curatornet.evaluation and curatornet.stats; scripts only adapt.
+
+
+rule evaluate:
+    """Every trained run, VisRank, Random and Oracle on every test user (inventory replay)."""
+    input:
+        catalogue="results/data/items.parquet",
+        embeddings="results/data/embeddings.parquet",
+        purchases="results/data/purchases.parquet",
+        models=[f"{d}/model.json" for d in model_dirs()],
+    output:
+        per_user="results/evaluation/per_user.parquet",
+        summary=report(
+            "results/evaluation/summary.csv",
+            caption="../report/summary.rst",
+            category="Evaluation",
+            labels={"table": "Table 2"},
+        ),
+        curves="results/evaluation/curves.parquet",
+        cases="results/evaluation/cases.parquet",
+        top="results/evaluation/top10.parquet",
+    params:
+        evaluation=config["evaluation"],
+        model_dirs=model_dirs(),
+    log:
+        "logs/evaluation/evaluate.log",
+    benchmark:
+        "benchmarks/results/evaluation/evaluate.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule stats:
+    """Paired t-test, Wilcoxon and 95% CI: guidelines vs random sampling, and every run vs VisRank."""
+    input:
+        per_user="results/evaluation/per_user.parquet",
+        models=[f"{d}/model.json" for d in model_dirs()],
+    output:
+        sampling=report(
+            "results/stats/sampling_ttest.csv",
+            caption="../report/sampling_ttest.rst",
+            category="Paired tests",
+            labels={"table": "guidelines vs random"},
+        ),
+        visrank=report(
+            "results/stats/vs_visrank.csv",
+            caption="../report/vs_visrank.rst",
+            category="Paired tests",
+            labels={"table": "runs vs VisRank"},
+        ),
+        selection="results/stats/selection.csv",
+    params:
+        model_dirs=model_dirs(),
+    log:
+        "logs/evaluation/stats.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/stats.py"

@@ -1,0 +1,203 @@
+# Figures (one rule each, PNG and SVG) and the self-contained HTML report.
+# Logic: curatornet.plots and curatornet.report; scripts only adapt.
+
+#: name -> title of every figure; captions live in workflow/report/<name>.rst.
+FIGURES = {
+    "clusters": "Visual clusters on the 2-D map (paper Figure 3)",
+    "sampling_auc": "AUC with sampling guidelines vs random sampling (paper Figure 4)",
+    "learning_curves": "Learning curves of every trained run",
+    "topk_curves": "Recall@k and nDCG@k for all methods",
+    "restarts": "Silhouette of the k-means restarts",
+    "example": "Example recommendations for one test user (paper Figure 5)",
+}
+REPORT_CAPTIONS = Path(workflow.basedir) / "workflow" / "report"
+
+
+rule plot_clusters:
+    input:
+        clusters="results/clusters/items.parquet",
+    output:
+        png=report(
+            "results/plots/clusters.png",
+            caption="../report/clusters.rst",
+            category="Figures",
+            labels={"figure": FIGURES["clusters"]},
+        ),
+        svg="results/plots/clusters.svg",
+    params:
+        figure="clusters",
+    log:
+        "logs/report/plot_clusters.log",
+    benchmark:
+        "benchmarks/results/report/plot_clusters.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/plots.py"
+
+
+rule plot_restarts:
+    input:
+        restarts="results/clusters/restarts.parquet",
+    output:
+        png=report(
+            "results/plots/restarts.png",
+            caption="../report/restarts.rst",
+            category="Figures",
+            labels={"figure": FIGURES["restarts"]},
+        ),
+        svg="results/plots/restarts.svg",
+    params:
+        figure="restarts",
+    log:
+        "logs/report/plot_restarts.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/plots.py"
+
+
+rule plot_sampling_auc:
+    input:
+        sampling="results/stats/sampling_ttest.csv",
+        per_user="results/evaluation/per_user.parquet",
+    output:
+        png=report(
+            "results/plots/sampling_auc.png",
+            caption="../report/sampling_auc.rst",
+            category="Figures",
+            labels={"figure": FIGURES["sampling_auc"]},
+        ),
+        svg="results/plots/sampling_auc.svg",
+    params:
+        figure="sampling_auc",
+    log:
+        "logs/report/plot_sampling_auc.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/plots.py"
+
+
+rule plot_learning_curves:
+    input:
+        models=[f"{d}/model.json" for d in model_dirs()],
+    output:
+        png=report(
+            "results/plots/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Figures",
+            labels={"figure": FIGURES["learning_curves"]},
+        ),
+        svg="results/plots/learning_curves.svg",
+    params:
+        figure="learning_curves",
+        model_dirs=model_dirs(),
+    log:
+        "logs/report/plot_learning_curves.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/plots.py"
+
+
+rule plot_topk_curves:
+    input:
+        curves="results/evaluation/curves.parquet",
+    output:
+        png=report(
+            "results/plots/topk_curves.png",
+            caption="../report/topk_curves.rst",
+            category="Figures",
+            labels={"figure": FIGURES["topk_curves"]},
+        ),
+        svg="results/plots/topk_curves.svg",
+    params:
+        figure="topk_curves",
+        curve_max_k=config["evaluation"]["curve_max_k"],
+    log:
+        "logs/report/plot_topk_curves.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/plots.py"
+
+
+rule plot_example:
+    input:
+        cases="results/evaluation/cases.parquet",
+        top="results/evaluation/top10.parquet",
+        catalogue="results/data/items.parquet",
+        clusters="results/clusters/items.parquet",
+        selection="results/stats/selection.csv",
+    output:
+        png=report(
+            "results/plots/example.png",
+            caption="../report/example.rst",
+            category="Figures",
+            labels={"figure": FIGURES["example"]},
+        ),
+        svg="results/plots/example.svg",
+    params:
+        figure="example",
+        report=config["report"],
+        seed=config["seed"],
+    log:
+        "logs/report/plot_example.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/plots.py"
+
+
+rule report:
+    """results/report/report.html: one self-contained offline page."""
+    input:
+        summary="results/evaluation/summary.csv",
+        per_user="results/evaluation/per_user.parquet",
+        sampling="results/stats/sampling_ttest.csv",
+        visrank="results/stats/vs_visrank.csv",
+        selection="results/stats/selection.csv",
+        data_stats="results/data/stats.csv",
+        figures=expand("results/plots/{name}.png", name=list(FIGURES)),
+        captions=expand("workflow/report/{name}.rst", name=list(FIGURES)),
+    output:
+        "results/report/report.html",
+    params:
+        config=config,
+        figures=FIGURES,
+        benchmarks="benchmarks/results",
+    log:
+        "logs/report/report.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/report.py"
