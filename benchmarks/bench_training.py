@@ -1,0 +1,177 @@
+"""Training throughput of CuratorNet and its share of the machine's matmul rate.
+
+Usage:
+    .venv/bin/python benchmarks/bench_training.py [--batch-sizes 4096 16384] [--seconds 20]
+        [--triplets results/triplets/guidelines/train.parquet --embeddings results/data/embeddings.parquet]
+        [--threads 2] [--no-allocator-tuning]
+
+Without files it generates UGallery-like triples (7,700 items of 2,048
+dimensions, 2,900 users with heavy-tailed histories, one third of the triples
+with the whole history as profile like D3/D4, one third with part of it like
+D1/D2 and one third with one item like D5/D6).
+
+For each batch size it times real training steps (after a warm-up step), then
+times, in the same process just before and just after, a dense float32 matmul
+of the tower's first layer over the catalogue ((n_items x 2048) @ (2048 x 200)),
+and prints:
+  - triples/s;
+  - the matmul FLOPs of the step (item tower forward and backward on the
+    distinct items, profile head forward and backward on the distinct
+    profiles) per second, and their share of the measured matmul rate;
+  - minor page faults per step;
+  - the time of one epoch over the paper's 10 million triples, extrapolated
+    from the measured throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from curatornet.models.training import (  # noqa: E402
+    TripletArrays,
+    configure_tensorflow,
+    iterate_batches,
+    read_embeddings,
+    choose_item_mode,
+    read_triplets,
+    tune_allocator,
+)
+
+PAPER_TRIPLES = 10_000_000
+
+
+def synthetic(n_items: int, dim: int, n_users: int, n_triples: int, seed: int) -> tuple[np.ndarray, TripletArrays]:
+    rng = np.random.default_rng(seed)
+    features = rng.standard_normal((n_items, dim), dtype=np.float32)
+    sizes = np.minimum(1 + rng.zipf(1.8, n_users), 64)
+    history_offsets = np.concatenate([[0], np.cumsum(sizes)])
+    history = rng.integers(0, n_items, history_offsets[-1]).astype(np.int32)
+    users = rng.integers(0, n_users, n_triples)
+    kind = rng.integers(0, 3, n_triples)  # 0: whole history, 1: prefix, 2: one item
+    full = sizes[users]
+    lengths = np.where(kind == 0, full, np.where(kind == 1, 1 + (rng.random(n_triples) * full).astype(int), 1))
+    lengths = np.minimum(lengths, full)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    first = np.repeat(offsets[:-1], lengths)
+    within = np.arange(offsets[-1]) - first
+    start = history_offsets[users]
+    single = rng.integers(0, n_items, n_triples).astype(np.int32)
+    values = history[np.repeat(start, lengths) + within]
+    values[offsets[:-1][kind == 2]] = single[kind == 2]
+    data = TripletArrays(
+        offsets,
+        values.astype(np.int32),
+        rng.integers(0, n_items, n_triples).astype(np.int32),
+        rng.integers(0, n_items, n_triples).astype(np.int32),
+        users.astype(np.int32),
+    )
+    return features, data
+
+
+def matmul_rate(rows: int, dim: int, units: int, seconds: float = 3.0) -> float:
+    """GFLOP/s of a dense float32 (rows x dim) @ (dim x units) matmul."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.standard_normal((rows, dim), dtype=np.float32))
+    w = tf.constant(rng.standard_normal((dim, units), dtype=np.float32))
+    product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, w)))
+    product().numpy()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        product().numpy()
+        count += 1
+    return 2.0 * rows * dim * units * count / (time.perf_counter() - started) / 1e9
+
+
+def step_flops(n_items: int, n_profiles: int, dim: int, tower: tuple[int, ...], head: tuple[int, ...]) -> float:
+    """Matmul FLOPs of one training step, forward and backward."""
+    tower_shapes = list(zip((dim,) + tower[:-1], tower))
+    head_shapes = list(zip((2 * tower[-1],) + head[:-1], head))
+    tower_forward = sum(2.0 * n_items * a * b for a, b in tower_shapes)
+    # Backward: weight gradients everywhere, input gradients except into the (constant) embeddings.
+    tower_backward = 2 * tower_forward - 2.0 * n_items * tower_shapes[0][0] * tower_shapes[0][1]
+    head_forward = sum(2.0 * n_profiles * a * b for a, b in head_shapes)
+    return tower_forward + tower_backward + 3 * head_forward
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4096, 16384])
+    parser.add_argument("--seconds", type=float, default=20.0, help="timed training per batch size")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--triplets", type=Path)
+    parser.add_argument("--embeddings", type=Path)
+    parser.add_argument("--item-mode", choices=["auto", "unique", "catalogue"], default="auto")
+    parser.add_argument("--no-allocator-tuning", action="store_true")
+    args = parser.parse_args()
+
+    if not args.no_allocator_tuning:
+        print(f"allocator tuning (mallopt): {tune_allocator()}")
+    configure_tensorflow(threads=args.threads, seed=0)
+    from curatornet.models.curatornet import CuratorNet, CuratorNetTrainer
+
+    if args.triplets:
+        features = read_embeddings(args.embeddings)
+        data = read_triplets(args.triplets, len(features))
+        source = str(args.triplets)
+    else:
+        features, data = synthetic(7700, 2048, 2900, 400_000, seed=1)
+        source = "generated UGallery-like triples"
+    data.add_profile_keys()
+    n_items, dim = features.shape
+    lengths = np.diff(data.offsets)
+    print(f"data: {source}: {len(data)} triples, {n_items} items x {dim}, mean profile {lengths.mean():.2f} items")
+
+    for batch_size in args.batch_sizes:
+        model = CuratorNet(dim, seed=0)
+        mode = choose_item_mode(data, n_items, batch_size, 0) if args.item_mode == "auto" else args.item_mode
+        trainer = CuratorNetTrainer(model, features, 1e-4, 1e-3, item_mode=mode)
+        rng = np.random.default_rng(0)
+        batches = iterate_batches(data, batch_size, rng, distinct_profiles=True)
+        trainer.train_step(next(batches))  # trace and warm up
+        # The machine may be shared: the matmul reference is taken just before and just after.
+        before = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        triples = steps = 0
+        flops = items_sum = profiles_sum = 0.0
+        started = time.perf_counter()
+        for batch in batches:
+            trainer.train_step(batch)
+            distinct = n_items if mode == "catalogue" else len(
+                np.unique(np.concatenate([batch.positive, batch.negative, batch.values]))
+            )
+            n_profiles = int(batch.row_ids[-1]) + 1
+            flops += step_flops(distinct, n_profiles, dim, model.tower_units, model.head_units)
+            items_sum += distinct
+            profiles_sum += n_profiles
+            triples += len(batch)
+            steps += 1
+            if time.perf_counter() - started > args.seconds:
+                break
+        elapsed = time.perf_counter() - started
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / max(steps, 1)
+        rate = triples / elapsed
+        achieved = flops / elapsed / 1e9
+        after = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
+        reference = (before + after) / 2
+        print(
+            f"batch {batch_size} (tower per {mode}): {rate:,.0f} triples/s over {steps} steps; "
+            f"{items_sum / steps:,.0f} distinct items and {profiles_sum / steps:,.0f} distinct profiles per step; "
+            f"{achieved:.1f} GFLOP/s vs matmul {reference:.1f} GFLOP/s (before {before:.0f}, after {after:.0f}) "
+            f"= {achieved / reference:.0%} of the matmul rate; "
+            f"{faults:,.0f} minor page faults per step; "
+            f"one epoch over {PAPER_TRIPLES:,} triples: {PAPER_TRIPLES / rate / 60:.1f} min (extrapolated)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Command line: ``python -m curatornet <command> ...`` (also installed as ``curatornet``).
+
+Commands are argparse subcommands; each registers itself in ``COMMANDS`` via
+``add_<name>(subparsers)`` so that more can be added without touching the
+others. TensorFlow is imported only by the commands that load a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from curatornet.errors import InputError
+
+# --------------------------------------------------------------------------- recommend
+
+
+def read_new_items(path: str | Path, dim: int) -> tuple[list[str], np.ndarray]:
+    """Ids and (n, dim) vectors of a .npy of [item_id, vector] rows."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, str(path), "file does not exist")
+    try:
+        rows = np.load(path, allow_pickle=True)
+    except (ValueError, OSError) as exc:
+        raise InputError(path, None, str(path), f"not a readable .npy file ({exc})") from exc
+    if rows.ndim == 0 or len(rows) == 0:
+        raise InputError(path, None, rows.shape, "no [item_id, vector] rows")
+    ids, vectors = [], []
+    for k, row in enumerate(rows):
+        if len(row) != 2:
+            raise InputError(path, f"row {k}", row, "expected an [item_id, vector] pair")
+        vector = np.asarray(row[1], dtype=np.float32).reshape(-1)
+        if vector.shape[0] != dim:
+            raise InputError(path, f"row {k} vector", vector.shape[0], f"expected length {dim}")
+        if not np.isfinite(vector).all():
+            raise InputError(path, f"row {k} vector", "NaN/inf", "vectors must be finite")
+        ids.append(str(row[0]))
+        vectors.append(vector)
+    if len(set(ids)) != len(ids):
+        raise InputError(path, "item_id", sorted({i for i in ids if ids.count(i) > 1})[:5], "duplicate ids")
+    return ids, np.stack(vectors)
+
+
+def recommend(
+    model_dir: str | Path,
+    item_ids: Sequence[str],
+    k: int = 20,
+    data_dir: str | Path = "results/data",
+    new_items: str | Path | None = None,
+):
+    """Top ``k`` items for the profile ``item_ids`` as a DataFrame (rank, item_id, artist_id, score).
+
+    Items of the catalogue and new items (``new_items`` .npy, never seen in
+    training) are both candidates and both may be in the profile; profile
+    items are never recommended.
+    """
+    import pandas as pd
+
+    from curatornet.artifacts import embeddings_matrix
+    from curatornet.io import read_table
+    from curatornet.models.base import Queries
+    from curatornet.models.registry import load_scorer
+
+    data_dir = Path(data_dir)
+    items = read_table(data_dir / "items.parquet", ("item", "item_id", "artist_id")).to_pandas()
+    items = items.sort_values("item").reset_index(drop=True)
+    embeddings = embeddings_matrix(read_table(data_dir / "embeddings.parquet", ("item", "embedding")))
+    if len(items) != len(embeddings):
+        raise InputError(data_dir / "embeddings.parquet", "item", len(embeddings),
+                         f"{len(items)} items in items.parquet but this many embeddings")
+    ids = items["item_id"].astype(str).tolist()
+    artists = items["artist_id"].tolist()
+    if new_items is not None:
+        new_ids, new_vectors = read_new_items(new_items, embeddings.shape[1])
+        clash = sorted(set(new_ids) & set(ids))
+        if clash:
+            raise InputError(new_items, "item_id", clash[:5], "new item ids already exist in the catalogue")
+        ids += new_ids
+        artists += [None] * len(new_ids)
+        embeddings = np.concatenate([embeddings, new_vectors])
+    index = {item_id: k for k, item_id in enumerate(ids)}
+    unknown = [i for i in item_ids if i not in index]
+    if unknown or not item_ids:
+        raise InputError(None, "--items", unknown[:5] or item_ids, "unknown item ids" if unknown else "empty profile")
+    if k < 1:
+        raise InputError(None, "--k", k, "must be at least 1")
+    profile = np.unique([index[i] for i in item_ids]).astype(np.int32)
+    candidates = np.setdiff1d(np.arange(len(ids)), profile).astype(np.int32)
+    scorer = load_scorer(model_dir, embeddings)
+    scores = scorer.score(Queries(np.array([-1]), [profile]), candidates)[0]
+    top = np.argsort(-scores, kind="stable")[:k]
+    chosen = candidates[top]
+    return pd.DataFrame({
+        "rank": np.arange(1, len(top) + 1),
+        "item_id": [ids[c] for c in chosen],
+        "artist_id": [artists[c] if artists[c] is not None else "-" for c in chosen],
+        "score": scores[top],
+    })
+
+
+def add_recommend(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "recommend",
+        help="top-k recommendations for a set of liked items (new users and new items need no retraining)",
+    )
+    parser.add_argument("--model", required=True, help="trained model directory (results/models/...)")
+    parser.add_argument("--items", required=True, help="comma-separated item_ids of the profile")
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--data", default="results/data", help="folder with items.parquet and embeddings.parquet")
+    parser.add_argument("--new-items", help=".npy of [item_id, vector] rows: items unseen in training")
+    parser.set_defaults(run=run_recommend)
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    item_ids = [i.strip() for i in args.items.split(",") if i.strip()]
+    table = recommend(args.model, item_ids, args.k, args.data, args.new_items)
+    print("rank\titem_id\tartist_id\tscore")
+    for row in table.itertuples(index=False):
+        print(f"{row.rank}\t{row.item_id}\t{row.artist_id}\t{row.score:.6f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+
+
+def add_train(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train one model (what the workflow's train rule runs)")
+    parser.add_argument("--model", choices=["curatornet", "vbpr"], required=True)
+    parser.add_argument("--sampling", choices=["guidelines", "random"], default="guidelines")
+    parser.add_argument("--l2", type=float, default=0.0)
+    parser.add_argument("--train", required=True, help="training triples (.parquet)")
+    parser.add_argument("--valid", required=True, help="validation triples (.parquet)")
+    parser.add_argument("--embeddings", required=True, help="embeddings.parquet")
+    parser.add_argument("--out", required=True, help="model directory to write")
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--max-epochs", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--log", help="log file")
+    parser.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from curatornet.logs import setup_logging
+    from curatornet.models.training import TrainSettings, configure_tensorflow, train_model, tune_allocator
+
+    setup_logging(args.log)
+    tune_allocator()
+    configure_tensorflow(threads=args.threads)
+    settings = TrainSettings(model=args.model, sampling=args.sampling, l2=args.l2, batch_size=args.batch_size,
+                             max_epochs=args.max_epochs, seed=args.seed)
+    if args.learning_rate is not None:
+        settings.learning_rate = args.learning_rate
+    elif args.model == "vbpr":
+        settings.learning_rate = 0.005
+    train_model(settings, args.train, args.valid, args.embeddings, args.out)
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+#: Subcommands: each adds its parser and sets ``run``. Append new ones here.
+COMMANDS: list[Callable] = [add_recommend, add_train]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curatornet", description="CuratorNet workflow tools")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

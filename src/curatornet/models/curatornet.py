@@ -1,0 +1,298 @@
+"""CuratorNet (paper sections 3.2-3.4) in TensorFlow / Keras 3.
+
+One item tower (two SELU layers) maps a standardised image embedding f_i to
+Φ(f_i). A profile P_u is the mean and the max over its items' tower outputs,
+concatenated and passed through three SELU layers, giving Φ(P_u). The score
+is x_ui = Φ(P_u)·Φ(f_i); training minimises the sigmoid cross-entropy of
+x_ui - x_uj with label 1 plus λ times the squared norm of the weight matrices.
+
+Speed: a batch runs the tower once per *distinct* item among its positives,
+negatives and profile items (or once over the catalogue when a batch touches
+nearly all of it), and profiles are ragged (flat values + row ids), so there
+is no padding slot at all: pooling sees real profile items only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from curatornet.errors import InputError
+from curatornet.models.base import Queries
+from curatornet.models.features import Standardizer
+from curatornet.models.training import (
+    MODEL_FILE,
+    Batch,
+    TripletArrays,
+    load_weights_npz,
+    read_model_meta,
+    save_weights_npz,
+)
+
+_INDEX = tf.TensorSpec([None], tf.int32)
+
+
+class CuratorNet(keras.Model):
+    """The network Φ: an item tower and a profile head, sizes as arguments (paper's by default)."""
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        tower_units: Sequence[int] = (200, 200),
+        head_units: Sequence[int] = (300, 200, 200),
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not tower_units or not head_units or tower_units[-1] != head_units[-1]:
+            raise InputError(None, "head_units", (list(tower_units), list(head_units)),
+                             "the last tower and head sizes must be equal (their dot product is the score)")
+        self.input_dim = int(input_dim)
+        self.tower_units = tuple(int(u) for u in tower_units)
+        self.head_units = tuple(int(u) for u in head_units)
+
+        def dense(units: int, name: str, k: int) -> keras.layers.Dense:
+            # LeCun normal initialisation keeps SELU activations self-normalising.
+            return keras.layers.Dense(
+                units, activation="selu", kernel_initializer=keras.initializers.LecunNormal(seed=seed + k), name=name
+            )
+
+        self.tower = [dense(u, f"tower_{k}", k) for k, u in enumerate(self.tower_units)]
+        self.head = [dense(u, f"head_{k}", 100 + k) for k, u in enumerate(self.head_units)]
+        # Create the variables now so that weights can be loaded before any call.
+        self.profile_vectors(self.item_vectors(tf.zeros((1, self.input_dim))), tf.zeros((1,), tf.int32))
+
+    @property
+    def output_dim(self) -> int:
+        return self.tower_units[-1]
+
+    def item_vectors(self, features: tf.Tensor) -> tf.Tensor:
+        """Φ(f_i) for rows of standardised embeddings: (n, input_dim) -> (n, output_dim)."""
+        h = features
+        for layer in self.tower:
+            h = layer(h)
+        return h
+
+    def profile_vectors(self, value_vectors: tf.Tensor, row_ids: tf.Tensor) -> tf.Tensor:
+        """Φ(P_u) from the tower outputs of the profiles' items.
+
+        ``value_vectors`` holds one row per real profile item and ``row_ids``
+        (sorted) says which profile it belongs to; every profile must have at
+        least one item. Mean and max are taken over those rows only.
+        """
+        pooled = tf.concat(
+            [tf.math.segment_mean(value_vectors, row_ids), tf.math.segment_max(value_vectors, row_ids)], axis=1
+        )
+        for layer in self.head:
+            pooled = layer(pooled)
+        return pooled
+
+    def triple_scores(
+        self,
+        features: tf.Tensor,
+        values: tf.Tensor,
+        row_ids: tf.Tensor,
+        positive: tf.Tensor,
+        negative: tf.Tensor,
+        item_mode: str = "unique",
+        profile_rows: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(x_ui, x_uj) for a batch with ragged profiles; ``features`` is the standardised catalogue.
+
+        ``values``/``row_ids`` describe the batch's profiles; ``profile_rows``
+        says which profile each triple uses (None: triple i uses profile i),
+        so a profile shared by many triples is pooled once.
+        """
+        if item_mode == "catalogue":
+            h = self.item_vectors(features)
+            hp, hn, hv = tf.gather(h, positive), tf.gather(h, negative), tf.gather(h, values)
+        else:
+            # The tower runs once per distinct item, whatever role the item plays.
+            b = tf.shape(positive)[0]
+            distinct, where = tf.unique(tf.concat([positive, negative, values], axis=0))
+            h = self.item_vectors(tf.gather(features, distinct))
+            hp, hn, hv = tf.gather(h, where[:b]), tf.gather(h, where[b : 2 * b]), tf.gather(h, where[2 * b :])
+        profile = self.profile_vectors(hv, row_ids)
+        if profile_rows is not None:
+            profile = tf.gather(profile, profile_rows)
+        return tf.reduce_sum(profile * hp, axis=1), tf.reduce_sum(profile * hn, axis=1)
+
+    def padded_triple_scores(
+        self, features: tf.Tensor, profiles: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Like :meth:`triple_scores` for a (b, width) profile matrix padded with -1.
+
+        Padding is dropped before the tower, so it cannot change a score or a
+        gradient whatever the width.
+        """
+        profiles = tf.convert_to_tensor(profiles, tf.int32)
+        real = profiles >= 0
+        values = tf.boolean_mask(profiles, real)
+        row_ids = tf.cast(tf.where(real)[:, 0], tf.int32)
+        return self.triple_scores(features, values, row_ids, tf.cast(positive, tf.int32), tf.cast(negative, tf.int32))
+
+    def regularization(self) -> tf.Tensor:
+        """‖W‖² summed over the weight matrices (kernels, not biases)."""
+        return tf.add_n([tf.reduce_sum(tf.square(layer.kernel)) for layer in self.tower + self.head])
+
+    def bpr_loss(self, x_ui: tf.Tensor, x_uj: tf.Tensor, l2: float) -> tf.Tensor:
+        # Sigmoid cross-entropy with label 1 of the margin is softplus(-margin).
+        return tf.reduce_mean(tf.nn.softplus(x_uj - x_ui)) + l2 * self.regularization()
+
+    # ---- weights as plain arrays (portable .npz, no training data needed)
+
+    def weights_dict(self) -> dict[str, np.ndarray]:
+        out = {}
+        for layer in self.tower + self.head:
+            out[f"{layer.name}/kernel"] = np.array(layer.kernel.numpy())
+            out[f"{layer.name}/bias"] = np.array(layer.bias.numpy())
+        return out
+
+    def load_weights_dict(self, weights: Mapping[str, np.ndarray], source: str | None = None) -> None:
+        for layer in self.tower + self.head:
+            for part, variable in (("kernel", layer.kernel), ("bias", layer.bias)):
+                key = f"{layer.name}/{part}"
+                if key not in weights:
+                    raise InputError(source, key, sorted(weights), "weight missing")
+                value = np.asarray(weights[key])
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise InputError(source, key, value.shape, f"expected shape {tuple(variable.shape)}")
+                variable.assign(value)
+
+    def save_weights_npz(self, path: str | Path) -> None:
+        save_weights_npz(self.weights_dict(), path)
+
+    def hyperparameters(self) -> dict:
+        return {"tower_units": list(self.tower_units), "head_units": list(self.head_units)}
+
+
+class CuratorNetTrainer:
+    """Compiled train and validation steps of CuratorNet for :func:`curatornet.models.training.fit`."""
+
+    def __init__(self, model: CuratorNet, features: np.ndarray, l2: float, learning_rate: float,
+                 item_mode: str = "unique"):
+        if item_mode not in ("unique", "catalogue"):
+            raise InputError(None, "item_mode", item_mode, "expected 'unique' or 'catalogue'")
+        self.model = model
+        self.item_mode = item_mode
+        self.l2 = float(l2)
+        # Kept as a constant on the device: batches send item indexes only.
+        self.features = tf.constant(np.asarray(features, np.float32))
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(model.trainable_variables)
+        # Shapes are left open ([None]), so one trace serves every batch size.
+        self._step = tf.function(self._train_step, input_signature=[_INDEX] * 5)
+        self._catalogue = tf.function(lambda: model.item_vectors(self.features))
+        vectors = tf.TensorSpec([None, model.output_dim], tf.float32)
+        self._margins = tf.function(self._eval_margins, input_signature=[vectors] + [_INDEX] * 5)
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.optimizer.learning_rate.numpy())
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.optimizer.learning_rate.assign(value)
+
+    def _train_step(self, values, row_ids, positive, negative, profile_rows):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            x_ui, x_uj = self.model.triple_scores(
+                self.features, values, row_ids, positive, negative, self.item_mode, profile_rows
+            )
+            loss = self.model.bpr_loss(x_ui, x_uj, self.l2)
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def train_step(self, batch: Batch) -> float:
+        return float(self._step(batch.values, batch.row_ids, batch.positive, batch.negative, batch.triple_profiles))
+
+    def _eval_margins(self, item_vectors, values, row_ids, positive, negative, profile_rows):
+        profile = tf.gather(self.model.profile_vectors(tf.gather(item_vectors, values), row_ids), profile_rows)
+        return tf.reduce_sum(profile * (tf.gather(item_vectors, positive) - tf.gather(item_vectors, negative)), axis=1)
+
+    def pairwise_accuracy(self, data: TripletArrays, batch_size: int = 16384) -> float:
+        """Share of triples with x_ui > x_uj (the tower runs once over the catalogue)."""
+        vectors = self._catalogue()
+        right = 0
+        for start in range(0, len(data), batch_size):
+            b = data.batch(np.arange(start, min(start + batch_size, len(data))), distinct_profiles=True)
+            margins = self._margins(vectors, b.values, b.row_ids, b.positive, b.negative, b.triple_profiles)
+            right += int(tf.reduce_sum(tf.cast(margins > 0, tf.int32)))
+        return right / len(data)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self.model.weights_dict()
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        self.model.load_weights_dict(weights)
+
+
+class CuratorNetScorer:
+    """CuratorNet behind the :class:`~curatornet.models.base.Scorer` interface.
+
+    ``embeddings`` are raw (unstandardised) vectors indexed by item; rows
+    beyond the training catalogue are new items, scored like any other (cold
+    start): the model needs only their embedding. ``queries.users`` is unused.
+    """
+
+    name = "curatornet"
+
+    def __init__(self, model: CuratorNet, standardizer: Standardizer, embeddings: np.ndarray, chunk: int = 8192):
+        self.model = model
+        self.features = standardizer.transform(embeddings, source="embeddings")
+        self.chunk = chunk
+
+    @classmethod
+    def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> "CuratorNetScorer":
+        model_dir = Path(model_dir)
+        meta = read_model_meta(model_dir)
+        dim = int(meta["embedding_dim"])
+        if np.ndim(embeddings) != 2 or np.shape(embeddings)[1] != dim:
+            raise InputError(model_dir / MODEL_FILE, "embedding_dim", np.shape(embeddings),
+                             f"embeddings do not match the model's dimension {dim}")
+        hyper = meta["hyperparameters"]
+        model = CuratorNet(dim, hyper["tower_units"], hyper["head_units"])
+        weights_path = model_dir / meta["weights"]
+        model.load_weights_dict(load_weights_npz(weights_path), source=str(weights_path))
+        standardizer = Standardizer.load(model_dir / meta["standardizer"])
+        return cls(model, standardizer, embeddings)
+
+    def _check(self, items: np.ndarray, field: str) -> np.ndarray:
+        items = np.asarray(items, dtype=np.int64)
+        bad = (items < 0) | (items >= len(self.features))
+        if bad.any():
+            raise InputError(None, field, int(items[bad][0]), f"item index outside [0, {len(self.features)})")
+        return items
+
+    def item_vectors(self, items: np.ndarray) -> np.ndarray:
+        """Φ(f_i) of the given items, (m, output_dim)."""
+        items = self._check(items, "items")
+        parts = [
+            self.model.item_vectors(tf.constant(self.features[items[s : s + self.chunk]])).numpy()
+            for s in range(0, len(items), self.chunk)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, self.model.output_dim), np.float32)
+
+    def profile_vectors(self, profiles: Sequence[np.ndarray]) -> np.ndarray:
+        """Φ(P_u) of each profile, (n, output_dim); the tower runs once per distinct profile item."""
+        lengths = np.array([len(p) for p in profiles], dtype=np.int64)
+        if (lengths == 0).any():
+            raise InputError(None, "profiles", int(np.flatnonzero(lengths == 0)[0]),
+                             "CuratorNet needs at least one item in every profile (query index shown)")
+        if len(profiles) == 0:
+            return np.zeros((0, self.model.output_dim), np.float32)
+        values = self._check(np.concatenate([np.asarray(p) for p in profiles]), "profiles")
+        distinct, where = np.unique(values, return_inverse=True)
+        vectors = self.item_vectors(distinct)
+        row_ids = np.repeat(np.arange(len(profiles), dtype=np.int32), lengths)
+        return self.model.profile_vectors(tf.constant(vectors[where]), tf.constant(row_ids)).numpy()
+
+    def score(self, queries: Queries, items: np.ndarray) -> np.ndarray:
+        candidates = self.item_vectors(items)
+        profiles = self.profile_vectors(queries.profiles)
+        return (profiles @ candidates.T).astype(np.float32, copy=False)

@@ -1,0 +1,225 @@
+"""VBPR (He & McAuley, AAAI 2016), the paper's state-of-the-art baseline (section 4.3).
+
+x_ui = β_i + γ_u·γ_i + θ_u·(E f_i) + β′·f_i, with ``latent_dim`` non-visual
+and ``visual_dim`` visual factors, trained by BPR (−ln σ(x_ui − x_uj)) on
+(user, positive, negative) triples. f_i is the standardised embedding (the
+same standardisation as CuratorNet, saved with the model). The user-only
+terms cancel in x_ui − x_uj, so the model has none.
+
+Regularisation: λ times the squared norm of the parameters a batch uses,
+i.e. the user and item rows of the batch (averaged over its triples, like the
+loss) plus E and β′.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from curatornet.errors import InputError
+from curatornet.models.base import Queries
+from curatornet.models.features import Standardizer
+from curatornet.models.training import (
+    MODEL_FILE,
+    Batch,
+    TripletArrays,
+    load_weights_npz,
+    read_model_meta,
+    save_weights_npz,
+)
+
+_INDEX = tf.TensorSpec([None], tf.int32)
+_WEIGHTS = ("beta_item", "gamma_user", "gamma_item", "theta_user", "projection", "beta_visual")
+
+
+class VBPR(keras.Model):
+    """VBPR's parameters for ``n_users`` users and ``n_items`` items with ``input_dim``-d features."""
+
+    def __init__(self, n_users: int, n_items: int, input_dim: int = 2048, latent_dim: int = 100,
+                 visual_dim: int = 100, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if n_users < 1 or n_items < 1:
+            raise InputError(None, "n_users/n_items", (n_users, n_items), "VBPR needs at least one user and item")
+        self.n_users, self.n_items, self.input_dim = int(n_users), int(n_items), int(input_dim)
+        self.latent_dim, self.visual_dim = int(latent_dim), int(visual_dim)
+
+        def normal(k: int, std: float = 0.01) -> keras.initializers.Initializer:
+            return keras.initializers.RandomNormal(stddev=std, seed=seed + k)
+
+        self.beta_item = self.add_weight(shape=(n_items,), initializer="zeros", name="beta_item")
+        self.gamma_user = self.add_weight(shape=(n_users, latent_dim), initializer=normal(1), name="gamma_user")
+        self.gamma_item = self.add_weight(shape=(n_items, latent_dim), initializer=normal(2), name="gamma_item")
+        self.theta_user = self.add_weight(shape=(n_users, visual_dim), initializer=normal(3), name="theta_user")
+        # E's scale keeps E f_i of unit-variance features around 0.01 like the factors.
+        self.projection = self.add_weight(shape=(input_dim, visual_dim), initializer=normal(4, 0.01 / np.sqrt(input_dim)),
+                                          name="projection")
+        self.beta_visual = self.add_weight(shape=(input_dim,), initializer="zeros", name="beta_visual")
+        #: Users seen in training; the others are scored with the item-side terms only.
+        self.known_users = np.zeros(n_users, dtype=bool)
+
+    def mark_known_users(self, users: np.ndarray) -> None:
+        users = np.asarray(users)
+        self.known_users[users[(users >= 0) & (users < self.n_users)]] = True
+
+    def margins(self, features: tf.Tensor, user, positive, negative) -> tuple[tf.Tensor, tf.Tensor]:
+        """(x_ui − x_uj, per-triple squared norm of the rows used) for known users."""
+        g_u, t_u = tf.gather(self.gamma_user, user), tf.gather(self.theta_user, user)
+        g_i, g_j = tf.gather(self.gamma_item, positive), tf.gather(self.gamma_item, negative)
+        b_i, b_j = tf.gather(self.beta_item, positive), tf.gather(self.beta_item, negative)
+        # The visual terms are linear in f: project the difference once.
+        f_diff = tf.gather(features, positive) - tf.gather(features, negative)
+        margin = (
+            b_i - b_j
+            + tf.reduce_sum(g_u * (g_i - g_j), axis=1)
+            + tf.reduce_sum(t_u * tf.matmul(f_diff, self.projection), axis=1)
+            + tf.linalg.matvec(f_diff, self.beta_visual)
+        )
+        norms = (
+            tf.reduce_sum(tf.square(g_u), 1) + tf.reduce_sum(tf.square(t_u), 1)
+            + tf.reduce_sum(tf.square(g_i), 1) + tf.reduce_sum(tf.square(g_j), 1)
+            + tf.square(b_i) + tf.square(b_j)
+        )
+        return margin, norms
+
+    def bpr_loss(self, margin: tf.Tensor, norms: tf.Tensor, l2: float) -> tf.Tensor:
+        shared = tf.reduce_sum(tf.square(self.projection)) + tf.reduce_sum(tf.square(self.beta_visual))
+        return tf.reduce_mean(tf.nn.softplus(-margin)) + l2 * (tf.reduce_mean(norms) + shared)
+
+    def weights_dict(self) -> dict[str, np.ndarray]:
+        out = {name: np.array(getattr(self, name).numpy()) for name in _WEIGHTS}
+        out["known_users"] = self.known_users.copy()
+        return out
+
+    def load_weights_dict(self, weights: Mapping[str, np.ndarray], source: str | None = None) -> None:
+        for name in _WEIGHTS:
+            if name not in weights:
+                raise InputError(source, name, sorted(weights), "weight missing")
+            variable, value = getattr(self, name), np.asarray(weights[name])
+            if tuple(value.shape) != tuple(variable.shape):
+                raise InputError(source, name, value.shape, f"expected shape {tuple(variable.shape)}")
+            variable.assign(value)
+        if "known_users" in weights:
+            self.known_users = np.asarray(weights["known_users"], dtype=bool).copy()
+
+    def save_weights_npz(self, path: str | Path) -> None:
+        save_weights_npz(self.weights_dict(), path)
+
+
+class VBPRTrainer:
+    """Compiled VBPR train and validation steps for :func:`curatornet.models.training.fit`."""
+
+    def __init__(self, model: VBPR, features: np.ndarray, l2: float, learning_rate: float):
+        self.model = model
+        self.l2 = float(l2)
+        self.features = tf.constant(np.asarray(features, np.float32))
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(model.trainable_variables)
+        self._step = tf.function(self._train_step, input_signature=[_INDEX] * 3)
+        self._margin = tf.function(lambda u, i, j: model.margins(self.features, u, i, j)[0],
+                                   input_signature=[_INDEX] * 3)
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.optimizer.learning_rate.numpy())
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.optimizer.learning_rate.assign(value)
+
+    def _train_step(self, user, positive, negative):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            margin, norms = self.model.margins(self.features, user, positive, negative)
+            loss = self.model.bpr_loss(margin, norms, self.l2)
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def train_step(self, batch: Batch) -> float:
+        return float(self._step(batch.user, batch.positive, batch.negative))
+
+    def pairwise_accuracy(self, data: TripletArrays, batch_size: int = 65536) -> float:
+        """Share of triples with x_ui > x_uj; users unknown to the model get the item-side terms only."""
+        right = 0
+        for start in range(0, len(data), batch_size):
+            rows = slice(start, start + batch_size)
+            user, positive, negative = data.user[rows], data.positive[rows], data.negative[rows]
+            known = (user >= 0) & (user < self.model.n_users)
+            known[known] = self.model.known_users[user[known]]
+            margin = self._margin(np.where(known, user, 0).astype(np.int32), positive, negative).numpy()
+            if not known.all():
+                # Unknown users: recompute without the user terms.
+                cold = item_side_scores(self.model, self.features.numpy(), positive[~known]) - item_side_scores(
+                    self.model, self.features.numpy(), negative[~known])
+                margin[~known] = cold
+            right += int((margin > 0).sum())
+        return right / len(data)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self.model.weights_dict()
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        self.model.load_weights_dict(weights)
+
+
+def item_side_scores(model: VBPR, features: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """β_i + β′·f_i (β_i is 0 for items the model has never seen)."""
+    items = np.asarray(items, dtype=np.int64)
+    beta = np.zeros(len(items), np.float32)
+    seen = items < model.n_items
+    beta[seen] = model.beta_item.numpy()[items[seen]]
+    return beta + features[items] @ model.beta_visual.numpy()
+
+
+class VBPRScorer:
+    """VBPR behind the :class:`~curatornet.models.base.Scorer` interface.
+
+    A query's user must be the ``user`` index of training; a user unknown to
+    the model (users = -1, outside the model, or never in a training triple)
+    is scored with the item-side terms only, β_i + β′·f_i, the same ranking
+    for everyone, since VBPR has no way to read a profile. Items beyond the
+    training catalogue (cold start) get β_i = 0 and γ_i = 0: only their visual
+    terms count. ``queries.profiles`` is unused.
+    """
+
+    name = "vbpr"
+
+    def __init__(self, model: VBPR, standardizer: Standardizer, embeddings: np.ndarray):
+        self.model = model
+        self.features = standardizer.transform(embeddings, source="embeddings")
+
+    @classmethod
+    def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> "VBPRScorer":
+        model_dir = Path(model_dir)
+        meta = read_model_meta(model_dir)
+        dim = int(meta["embedding_dim"])
+        if np.ndim(embeddings) != 2 or np.shape(embeddings)[1] != dim:
+            raise InputError(model_dir / MODEL_FILE, "embedding_dim", np.shape(embeddings),
+                             f"embeddings do not match the model's dimension {dim}")
+        hyper = meta["hyperparameters"]
+        model = VBPR(int(meta["n_users"]), int(meta["n_items"]), dim, hyper["latent_dim"], hyper["visual_dim"])
+        weights_path = model_dir / meta["weights"]
+        model.load_weights_dict(load_weights_npz(weights_path), source=str(weights_path))
+        return cls(model, Standardizer.load(model_dir / meta["standardizer"]), embeddings)
+
+    def score(self, queries: Queries, items: np.ndarray) -> np.ndarray:
+        items = np.asarray(items, dtype=np.int64)
+        bad = (items < 0) | (items >= len(self.features))
+        if bad.any():
+            raise InputError(None, "items", int(items[bad][0]), f"item index outside [0, {len(self.features)})")
+        m = self.model
+        seen = items < m.n_items
+        gamma_item = np.zeros((len(items), m.latent_dim), np.float32)
+        gamma_item[seen] = m.gamma_item.numpy()[items[seen]]
+        visual = self.features[items] @ m.projection.numpy()  # (n_items, visual_dim)
+        scores = np.broadcast_to(item_side_scores(m, self.features, items), (len(queries), len(items))).copy()
+        users = queries.users
+        known = (users >= 0) & (users < m.n_users)
+        known[known] = m.known_users[users[known]]
+        if known.any():
+            u = users[known]
+            scores[known] += m.gamma_user.numpy()[u] @ gamma_item.T + m.theta_user.numpy()[u] @ visual.T
+        return scores.astype(np.float32, copy=False)

@@ -1,0 +1,115 @@
+"""CuratorNet's network: pooling over real items only, one shared tower, save and load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from curatornet.models.base import Queries  # noqa: E402
+from curatornet.models.curatornet import CuratorNet, CuratorNetScorer  # noqa: E402
+from curatornet.models.features import Standardizer  # noqa: E402
+from curatornet.models.registry import load_scorer  # noqa: E402
+from curatornet.models.training import write_model_dir  # noqa: E402
+
+DIM = 48  # differs from every other layer input (2 x 16 = 32)
+
+
+def small_model(seed: int = 0) -> CuratorNet:
+    return CuratorNet(DIM, (16, 16), (24, 16, 16), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def features():
+    return tf.constant(np.random.default_rng(0).standard_normal((50, DIM)).astype(np.float32))
+
+
+PROFILES = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 10, 11]]
+POSITIVE, NEGATIVE = [12, 13, 14, 15], [20, 21, 22, 23]
+
+
+def padded(width: int) -> np.ndarray:
+    out = np.full((len(PROFILES), width), -1, np.int32)
+    for row, profile in enumerate(PROFILES):
+        out[row, : len(profile)] = profile
+    return out
+
+
+def scores_and_gradients(model, features, profiles):
+    with tf.GradientTape() as tape:
+        x_ui, x_uj = model.padded_triple_scores(features, profiles, POSITIVE, NEGATIVE)
+        loss = model.bpr_loss(x_ui, x_uj, 0.01)
+    grads = tape.gradient(loss, model.trainable_variables)
+    return np.stack([x_ui.numpy(), x_uj.numpy()]), [g.numpy() for g in grads]
+
+
+def test_padding_changes_no_score_and_no_gradient(features):
+    model = small_model()
+    base_scores, base_grads = scores_and_gradients(model, features, padded(5))
+    for width in (8, 20):
+        scores, grads = scores_and_gradients(model, features, padded(width))
+        np.testing.assert_array_equal(scores, base_scores)
+        for g, h in zip(grads, base_grads):
+            np.testing.assert_allclose(g, h, rtol=1e-6, atol=1e-7)
+    # And each triple scored alone (no padding at all) agrees.
+    for row, profile in enumerate(PROFILES):
+        x_ui, x_uj = model.padded_triple_scores(features, np.array([profile]), [POSITIVE[row]], [NEGATIVE[row]])
+        np.testing.assert_allclose([x_ui.numpy()[0], x_uj.numpy()[0]], base_scores[:, row], rtol=1e-5)
+
+
+def test_pooling_is_mean_and_max_of_real_items(features):
+    model = small_model()
+    h = model.item_vectors(tf.gather(features, [1, 2, 3])).numpy()
+    pooled = np.concatenate([h.mean(0), h.max(0)])[None]
+    expected = pooled
+    for layer in model.head:
+        expected = layer(expected)
+    got = model.profile_vectors(tf.constant(h), tf.constant([0, 0, 0]))
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5)
+
+
+def test_one_shared_tower_for_profile_positive_and_negative(features):
+    model = small_model()
+    # One set of tower weights: the only kernels that read the raw features.
+    readers = [v for v in model.trainable_variables if len(v.shape) == 2 and v.shape[0] == DIM]
+    assert len(readers) == 1 and len(model.trainable_variables) == 2 * (2 + 3)
+    # Item 4 as the whole profile and as the positive, item 9 as the negative:
+    # the scores must use the very same tower outputs.
+    h = model.item_vectors(tf.gather(features, [4, 9]))
+    profile = model.profile_vectors(h[:1], tf.constant([0]))
+    x_ui, x_uj = model.padded_triple_scores(features, np.array([[4]]), [4], [9])
+    np.testing.assert_allclose(x_ui.numpy(), tf.reduce_sum(profile * h[0], 1).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(x_uj.numpy(), tf.reduce_sum(profile * h[1], 1).numpy(), rtol=1e-5)
+    # Per distinct item or over the whole catalogue: the same scores and gradients.
+    values, rows = tf.constant([1, 2, 3, 4], tf.int32), tf.constant([0, 0, 1, 1], tf.int32)
+    pos, neg = tf.constant([5, 6], tf.int32), tf.constant([1, 7], tf.int32)
+    results = []
+    for mode in ("unique", "catalogue"):
+        with tf.GradientTape() as tape:
+            x_ui, x_uj = model.triple_scores(features, values, rows, pos, neg, mode)
+            loss = model.bpr_loss(x_ui, x_uj, 0.0)
+        results.append((x_ui.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    for g, h in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-6)
+
+
+def test_scorer_matches_network_and_save_load(tmp_path):
+    rng = np.random.default_rng(1)
+    embeddings = rng.standard_normal((40, DIM)).astype(np.float32) * 3 + 1
+    standardizer = Standardizer.fit(embeddings)
+    model = small_model(seed=4)
+    scorer = CuratorNetScorer(model, standardizer, embeddings)
+    queries = Queries(np.array([-1, 3]), [np.array([1, 2]), np.array([5])])
+    items = np.arange(40)
+    scores = scorer.score(queries, items)
+    assert scores.shape == (2, 40) and scores.dtype == np.float32
+    x_ui, _ = model.padded_triple_scores(tf.constant(standardizer.transform(embeddings)), np.array([[1, 2]]), [7], [8])
+    np.testing.assert_allclose(scores[0, 7], x_ui.numpy()[0], rtol=1e-5)
+
+    write_model_dir(tmp_path, model, standardizer, None, {
+        "model": "curatornet", "n_items": 40, "n_users": 0, "hyperparameters": model.hyperparameters()})
+    restored = load_scorer(tmp_path, embeddings)
+    assert restored.name == "curatornet"
+    np.testing.assert_array_equal(restored.score(queries, items), scores)

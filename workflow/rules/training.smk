@@ -1,0 +1,49 @@
+# Training: one job per (model, sampling, λ) that the config's training.runs asks
+# for (see training_runs() in common.smk). The logic is curatornet.models.training.
+
+from curatornet.models.training import job_settings  # no TensorFlow import
+
+MODEL_DIR = "results/models/{model}/{sampling}/l2_{l2}"
+
+
+# A job's settings come from curatornet.models.training.job_settings; as `params`
+# they make Snakemake rerun a job when they change. The `gpu` resource is set
+# only when the config asks for GPUs (resources must be integers).
+TRAINING_RESOURCES = {
+    "mem_mb": int(config["training"]["mem_mb"]),
+    "runtime": int(config["training"]["runtime"]),
+    **({"gpu": int(config["training"]["gpu"])} if int(config["training"]["gpu"]) > 0 else {}),
+}
+
+
+rule train:
+    input:
+        train="results/triplets/{sampling}/train.parquet",
+        valid="results/triplets/{sampling}/valid.parquet",
+        embeddings="results/data/embeddings.parquet",
+    output:
+        weights=f"{MODEL_DIR}/weights.npz",
+        standardizer=f"{MODEL_DIR}/standardizer.npz",
+        history=f"{MODEL_DIR}/history.csv",
+        # Written last: its presence means the directory is complete.
+        model=f"{MODEL_DIR}/model.json",
+    log:
+        "logs/training/{model}_{sampling}_l2_{l2}.log",
+    benchmark:
+        "benchmarks/results/training/{model}_{sampling}_l2_{l2}.tsv"
+    params:
+        settings=lambda wildcards: job_settings(
+            config, wildcards.model, wildcards.sampling, float(wildcards.l2)
+        ),
+    threads: config["training"]["threads"]
+    resources:
+        **TRAINING_RESOURCES,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/train.py"
+
+
+rule train_all:
+    input:
+        [f"{d}/model.json" for d in model_dirs()],
