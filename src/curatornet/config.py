@@ -34,3 +34,16 @@ def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
         for sampling, values in grid.items():
             if len(set(values)) != len(values):
                 raise InputError(source, f"training.runs.{model}.{sampling}", values, "repeated L2 value")
+
+
+def sorted_config(value: Any) -> Any:
+    """A copy of ``value`` with every mapping's keys sorted, recursively.
+
+    Snakemake compares a rule's params by their printed form, so without this a
+    config file whose keys are merely reordered would rerun the whole workflow.
+    """
+    if isinstance(value, Mapping):
+        return {key: sorted_config(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_config(item) for item in value]
+    return value

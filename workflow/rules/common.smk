@@ -15,9 +15,11 @@ os.environ.update(
 )
 
 from curatornet.artifacts import GUIDELINES, RANDOM_SHARD, SHARDS, l2_label  # noqa: E402
-from curatornet.config import check_config  # noqa: E402
+from curatornet.config import check_config, sorted_config  # noqa: E402
 
 check_config(config)
+# Reordering keys in a config file must not rerun anything (params compare as text).
+config.update(sorted_config(config))
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 

@@ -1,0 +1,65 @@
+"""What each triplet rule of the workflow reads and depends on (used by workflow/rules/triplets.smk).
+
+Each shard's params hold only what that shard depends on: its budget, its
+seed, and ``max_profile`` where profiles can have more than one item. So
+editing one guideline's budget reruns that shard, the random shard (whose
+budget is the sum over the guidelines) and the merge, nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from curatornet.artifacts import GUIDELINES, RANDOM_SHARD
+from curatornet.errors import InputError
+from curatornet.sampling.guidelines import NEEDS_CLUSTERS, NEEDS_PURCHASES, random_budget, shard_seed
+
+SINGLE_ITEM_PROFILES = frozenset({"d5_single_item", "d6_same_artist"})
+#: Memory of a shard job: a fixed part (interpreter, one draw chunk of 2M triples)
+#: plus the finished shard. Measured on the default data: D3 with 1.7M triples
+#: peaks at 1.3 GB, the paper's random shard (10.3M) at 1.7 GB.
+SHARD_FIXED_MB = 1500
+SHARD_BYTES_PER_TRIPLE = 120
+#: The merge holds the shards read and the merged copy: measured (paper budget) in the report.
+MERGE_FIXED_MB = 1000
+MERGE_BYTES_PER_TRIPLE = 300
+
+
+def shard_budget(config: Mapping[str, Any], shard: str) -> dict[str, int]:
+    """{"train": n, "valid": n} of a shard; the random shard gets the sums over the guidelines."""
+    budgets = config["sampling"]["budgets"]
+    missing = [g for g in GUIDELINES if g not in budgets]
+    if missing:
+        raise InputError("config", f"sampling.budgets.{missing[0]}", sorted(budgets), "budget of this guideline is missing")
+    if shard == RANDOM_SHARD:
+        return random_budget(budgets)
+    return {"train": int(budgets[shard]["train"]), "valid": int(budgets[shard]["valid"])}
+
+
+def shard_inputs(shard: str) -> dict[str, str]:
+    """Input files of a shard's rule (``inventory``: Snakemake reserves the name ``items``)."""
+    inputs = {"inventory": "results/data/items.parquet"}
+    if shard in NEEDS_PURCHASES:
+        inputs["purchases"] = "results/data/purchases.parquet"
+    if shard in NEEDS_CLUSTERS:
+        inputs["clusters"] = "results/clusters/items.parquet"
+    return inputs
+
+
+def shard_params(config: Mapping[str, Any], shard: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"guideline": shard, "seed": shard_seed(config["seed"], shard), **shard_budget(config, shard)}
+    if shard not in SINGLE_ITEM_PROFILES:
+        params["max_profile"] = int(config["sampling"]["max_profile"])
+    return params
+
+
+def shard_mem_mb(config: Mapping[str, Any], shard: str) -> int:
+    budget = shard_budget(config, shard)
+    return SHARD_FIXED_MB + (budget["train"] + budget["valid"]) * SHARD_BYTES_PER_TRIPLE // 1_000_000
+
+
+def dedup_mem_mb(config: Mapping[str, Any]) -> int:
+    """Guidelines and random are merged one after the other: size for the larger."""
+    guidelines = sum(sum(shard_budget(config, g).values()) for g in GUIDELINES)
+    largest = max(guidelines, sum(shard_budget(config, RANDOM_SHARD).values()))
+    return MERGE_FIXED_MB + largest * MERGE_BYTES_PER_TRIPLE // 1_000_000

@@ -1,0 +1,29 @@
+# Visual clusters (paper section 3.5): standardise, PCA, k-means with restarts,
+# keep the best silhouette; plus a 2-D map of the items for the cluster figure.
+# The logic is curatornet.clusters.
+
+
+rule clusters:
+    input:
+        embeddings="results/data/embeddings.parquet",
+    output:
+        restarts="results/clusters/restarts.parquet",
+        cluster_items="results/clusters/items.parquet",
+    params:
+        k=config["clusters"]["k"],
+        pca_dim=config["clusters"]["pca_dim"],
+        restarts=config["clusters"]["restarts"],
+        seed=config["clusters"]["seed"],
+        map_method=config["clusters"]["map_method"],
+    log:
+        "logs/clusters/clusters.log",
+    benchmark:
+        "benchmarks/results/clusters/clusters.tsv"
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/clusters.py"

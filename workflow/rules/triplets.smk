@@ -1,0 +1,58 @@
+# Triples (paper section 3.5): one rule per shard (guidelines D1-D6 and plain
+# random BPR sampling), then one rule that merges and deduplicates them by hash.
+# The logic is curatornet.sampling; curatornet.sampling.plan says what each
+# shard reads and depends on, so that editing one guideline's budget reruns
+# only that shard, the random shard (its budget is the sum) and the merge.
+
+from curatornet.sampling import plan as triplet_plan
+
+
+for _shard in SHARDS:
+
+    rule:
+        name:
+            f"sample_{_shard}"
+        input:
+            **triplet_plan.shard_inputs(_shard),
+        output:
+            f"results/triplets/shards/{_shard}.parquet",
+        params:
+            **triplet_plan.shard_params(config, _shard),
+        log:
+            f"logs/triplets/sample_{_shard}.log",
+        benchmark:
+            f"benchmarks/results/triplets/sample_{_shard}.tsv"
+        threads: 1
+        resources:
+            mem_mb=triplet_plan.shard_mem_mb(config, _shard),
+            runtime=30,
+        conda:
+            "../../envs/curatornet.yaml"
+        script:
+            "../scripts/sample_triplets.py"
+
+
+rule dedup_triplets:
+    input:
+        guidelines=expand("results/triplets/shards/{guideline}.parquet", guideline=GUIDELINES),
+        random=f"results/triplets/shards/{RANDOM_SHARD}.parquet",
+    output:
+        guidelines_train="results/triplets/guidelines/train.parquet",
+        guidelines_valid="results/triplets/guidelines/valid.parquet",
+        random_train="results/triplets/random/train.parquet",
+        random_valid="results/triplets/random/valid.parquet",
+        report="results/triplets/dedup.csv",
+    params:
+        guidelines=list(GUIDELINES),
+    log:
+        "logs/triplets/dedup_triplets.log",
+    benchmark:
+        "benchmarks/results/triplets/dedup_triplets.tsv"
+    threads: 1
+    resources:
+        mem_mb=triplet_plan.dedup_mem_mb(config),
+        runtime=30,
+    conda:
+        "../../envs/curatornet.yaml"
+    script:
+        "../scripts/dedup_triplets.py"
