@@ -21,8 +21,8 @@ rule clusters:
         "benchmarks/results/clusters/clusters.tsv"
     threads: 4
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(30),
     conda:
         "../../envs/curatornet.yaml"
     script:

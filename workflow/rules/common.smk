@@ -31,6 +31,11 @@ wildcard_constraints:
     l2=r"[0-9.e-]+",
 
 
+def per_attempt(base):
+    """A resource that grows with each retry: `base` on the first attempt, twice it on the second."""
+    return lambda wildcards, attempt: int(base) * attempt
+
+
 def training_runs():
     """(model, sampling, l2 label) for every training job the config asks for."""
     runs = []

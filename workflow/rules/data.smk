@@ -19,8 +19,8 @@ rule generate_data:
         "benchmarks/results/data/generate_data.tsv"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: int(1500 + 1500 * DATA_SCALE),
-        runtime=lambda wildcards: int(10 + 5 * DATA_SCALE),
+        mem_mb=per_attempt(int(1500 + 1500 * DATA_SCALE)),
+        runtime=per_attempt(int(10 + 5 * DATA_SCALE)),
     conda:
         "../../envs/curatornet.yaml"
     script:
@@ -46,8 +46,8 @@ rule prepare_data:
         "benchmarks/results/data/prepare_data.tsv"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: int(2000 + 2000 * DATA_SCALE),
-        runtime=lambda wildcards: int(10 + 5 * DATA_SCALE),
+        mem_mb=per_attempt(int(2000 + 2000 * DATA_SCALE)),
+        runtime=per_attempt(int(10 + 5 * DATA_SCALE)),
     conda:
         "../../envs/curatornet.yaml"
     script:

@@ -29,8 +29,8 @@ rule evaluate:
         "benchmarks/results/evaluation/evaluate.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(30),
     conda:
         "../../envs/curatornet.yaml"
     script:
@@ -62,8 +62,8 @@ rule stats:
         "logs/evaluation/stats.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     conda:
         "../../envs/curatornet.yaml"
     script:

@@ -32,8 +32,8 @@ rule plot_clusters:
         "benchmarks/results/report/plot_clusters.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         "../../envs/curatornet.yaml"
     script:
@@ -57,8 +57,8 @@ rule plot_restarts:
         "logs/report/plot_restarts.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../../envs/curatornet.yaml"
     script:
@@ -83,8 +83,8 @@ rule plot_sampling_auc:
         "logs/report/plot_sampling_auc.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../../envs/curatornet.yaml"
     script:
@@ -109,8 +109,8 @@ rule plot_learning_curves:
         "logs/report/plot_learning_curves.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../../envs/curatornet.yaml"
     script:
@@ -135,8 +135,8 @@ rule plot_topk_curves:
         "logs/report/plot_topk_curves.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../../envs/curatornet.yaml"
     script:
@@ -166,8 +166,8 @@ rule plot_example:
         "logs/report/plot_example.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../../envs/curatornet.yaml"
     script:
@@ -195,8 +195,8 @@ rule report:
         "logs/report/report.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../../envs/curatornet.yaml"
     script:

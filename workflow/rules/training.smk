@@ -10,8 +10,8 @@ MODEL_DIR = "results/models/{model}/{sampling}/l2_{l2}"
 # they make Snakemake rerun a job when they change. The `gpu` resource is set
 # only when the config asks for GPUs (resources must be integers).
 TRAINING_RESOURCES = {
-    "mem_mb": int(config["training"]["mem_mb"]),
-    "runtime": int(config["training"]["runtime"]),
+    "mem_mb": per_attempt(config["training"]["mem_mb"]),
+    "runtime": per_attempt(config["training"]["runtime"]),
     **({"gpu": int(config["training"]["gpu"])} if int(config["training"]["gpu"]) > 0 else {}),
 }
 

@@ -24,8 +24,8 @@ for _shard in SHARDS:
             f"benchmarks/results/triplets/sample_{_shard}.tsv"
         threads: 1
         resources:
-            mem_mb=triplet_plan.shard_mem_mb(config, _shard),
-            runtime=30,
+            mem_mb=per_attempt(triplet_plan.shard_mem_mb(config, _shard)),
+            runtime=per_attempt(30),
         conda:
             "../../envs/curatornet.yaml"
         script:
@@ -50,8 +50,8 @@ rule dedup_triplets:
         "benchmarks/results/triplets/dedup_triplets.tsv"
     threads: 1
     resources:
-        mem_mb=triplet_plan.dedup_mem_mb(config),
-        runtime=30,
+        mem_mb=per_attempt(triplet_plan.dedup_mem_mb(config)),
+        runtime=per_attempt(30),
     conda:
         "../../envs/curatornet.yaml"
     script:
