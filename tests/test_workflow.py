@@ -23,6 +23,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def copy_project(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for part in PROJECT_PARTS:
         source = REPO / part
         if source.is_dir():
@@ -111,3 +112,27 @@ def test_changing_one_guideline_budget_reruns_only_its_shard_and_downstream(tiny
         assert rerun in planned, plan
     for other in ("sample_d1_basket", "sample_d6_same_artist", "clusters", "prepare_data", "generate_data"):
         assert other not in planned, f"{other} would rerun:\n{plan}"
+
+
+@pytest.mark.slow
+@pytest.mark.ugallery
+def test_real_ugallery_transactions_reproduce_the_oracle_row(ugallery_dir, tmp_path):
+    """The whole workflow on the real purchases with made-up embeddings (tiny training)."""
+    workdir = copy_project(tmp_path / "project")
+    overlay = tmp_path / "ugallery.yaml"
+    overlay.write_text(
+        yaml.safe_dump(
+            {"dataset": {"format": "ugallery", "path": str(ugallery_dir), "embeddings": "synthetic"}}
+        )
+    )
+    result = snakemake(
+        workdir, "results/evaluation/summary.csv", "--cores", "2",
+        "--configfile", "config/test.yaml", str(overlay),
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    summary = pd.read_csv(workdir / "results/evaluation/summary.csv").set_index("Method")
+    assert (summary["users"] == 728).all()
+    oracle = summary.loc["Oracle"]
+    assert round(oracle["P@20"], 4) == 0.0655
+    assert round(oracle["P@100"], 4) == 0.0131
+    assert abs(summary.loc["Random", "AUC"] - 0.5) < 0.03
