@@ -61,3 +61,29 @@ def test_top_five_and_formatting():
     assert report.fmt(0.72041) == ".7204" and report.fmt(728) == "728" and report.fmt(float("nan")) == "–"
     assert report.rst_to_text("A ``code`` and *em*\n text.") == "A code and em text."
     assert set(report.software_versions()) >= {"python", "numpy", "scipy", "snakemake", "tensorflow"}
+
+
+def _summary(aucs: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"Method": list(aucs), "sampling": ["guidelines" if m in ("CuratorNet", "VBPR") else "" for m in aucs],
+         "λ": ["0.0001" if m in ("CuratorNet", "VBPR") else "" for m in aucs], "AUC": list(aucs.values())}
+    )
+
+
+def _comparison(tmp_path, aucs):
+    inputs, _ = _inputs(tmp_path)
+    inputs.summary = _summary(aucs)
+    return report.build_report(inputs).split('id="paper"')[1].split("<h2")[0]
+
+
+def test_paper_comparison_says_when_the_ordering_is_reproduced(tmp_path):
+    section = _comparison(tmp_path, {"CuratorNet": 0.72, "VisRank": 0.71, "VBPR": 0.66, "Random": 0.5})
+    assert "CuratorNet &gt; VisRank &gt; VBPR &gt; Random" in section
+    assert "reproduces the paper" in section
+
+
+def test_paper_comparison_says_when_it_is_not(tmp_path):
+    section = _comparison(tmp_path, {"CuratorNet": 0.62, "VisRank": 0.64, "VBPR": 0.63, "Random": 0.5})
+    assert "VisRank &gt; VBPR &gt; CuratorNet &gt; Random" in section
+    assert "does <b>not</b> reproduce" in section
+    assert "0.7204" in section or ".7204" in section  # the paper's figure beside ours
