@@ -28,6 +28,7 @@ from curatornet.models.training import (
     MODEL_FILE,
     Batch,
     TripletArrays,
+    assign_weight,
     load_weights_npz,
     read_model_meta,
     save_weights_npz,
@@ -155,13 +156,7 @@ class CuratorNet(keras.Model):
     def load_weights_dict(self, weights: Mapping[str, np.ndarray], source: str | None = None) -> None:
         for layer in self.tower + self.head:
             for part, variable in (("kernel", layer.kernel), ("bias", layer.bias)):
-                key = f"{layer.name}/{part}"
-                if key not in weights:
-                    raise InputError(source, key, sorted(weights), "weight missing")
-                value = np.asarray(weights[key])
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise InputError(source, key, value.shape, f"expected shape {tuple(variable.shape)}")
-                variable.assign(value)
+                assign_weight(variable, weights, f"{layer.name}/{part}", source)
 
     def save_weights_npz(self, path: str | Path) -> None:
         save_weights_npz(self.weights_dict(), path)

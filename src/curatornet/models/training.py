@@ -564,10 +564,20 @@ def save_weights_npz(weights: Mapping[str, np.ndarray], path: str | Path) -> Non
             np.savez(handle, **weights)
 
 
+def assign_weight(variable: Any, weights: Mapping[str, np.ndarray], key: str, source: str | None) -> None:
+    """Set ``variable`` to ``weights[key]``, failing clearly when it is missing or of another shape."""
+    if key not in weights:
+        raise InputError(source, key, sorted(weights), "weight missing")
+    value = np.asarray(weights[key])
+    if tuple(value.shape) != tuple(variable.shape):
+        raise InputError(source, key, value.shape, f"expected shape {tuple(variable.shape)}")
+    variable.assign(value)
+
+
 __all__ = [
     "Batch", "TripletArrays", "read_triplets", "read_embeddings", "iterate_batches", "Trainer", "Schedule",
     "FitResult", "fit", "configure_tensorflow", "tune_allocator", "TrainSettings", "train_model",
-    "choose_item_mode", "read_model_meta", "load_weights_npz", "save_weights_npz", "write_model_dir",
+    "choose_item_mode", "read_model_meta", "load_weights_npz", "save_weights_npz", "assign_weight", "write_model_dir",
     "planted_preference", "write_triplets", "job_settings",
 ]
 

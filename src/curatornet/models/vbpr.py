@@ -27,6 +27,7 @@ from curatornet.models.training import (
     MODEL_FILE,
     Batch,
     TripletArrays,
+    assign_weight,
     load_weights_npz,
     read_model_meta,
     save_weights_npz,
@@ -96,12 +97,7 @@ class VBPR(keras.Model):
 
     def load_weights_dict(self, weights: Mapping[str, np.ndarray], source: str | None = None) -> None:
         for name in _WEIGHTS:
-            if name not in weights:
-                raise InputError(source, name, sorted(weights), "weight missing")
-            variable, value = getattr(self, name), np.asarray(weights[name])
-            if tuple(value.shape) != tuple(variable.shape):
-                raise InputError(source, name, value.shape, f"expected shape {tuple(variable.shape)}")
-            variable.assign(value)
+            assign_weight(getattr(self, name), weights, name, source)
         if "known_users" in weights:
             self.known_users = np.asarray(weights["known_users"], dtype=bool).copy()
 
