@@ -25,12 +25,11 @@ from curatornet.errors import InputError
 from curatornet.models.base import Queries
 from curatornet.models.features import Standardizer
 from curatornet.models.training import (
-    MODEL_FILE,
     Batch,
     TripletArrays,
     assign_weight,
-    load_weights_npz,
-    read_model_meta,
+    check_item_indexes,
+    restore_model,
     save_weights_npz,
 )
 
@@ -244,25 +243,15 @@ class CuratorNetScorer:
 
     @classmethod
     def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> "CuratorNetScorer":
-        model_dir = Path(model_dir)
-        meta = read_model_meta(model_dir)
-        dim = int(meta["embedding_dim"])
-        if np.ndim(embeddings) != 2 or np.shape(embeddings)[1] != dim:
-            raise InputError(model_dir / MODEL_FILE, "embedding_dim", np.shape(embeddings),
-                             f"embeddings do not match the model's dimension {dim}")
-        hyper = meta["hyperparameters"]
-        model = CuratorNet(dim, hyper["tower_units"], hyper["head_units"])
-        weights_path = model_dir / meta["weights"]
-        model.load_weights_dict(load_weights_npz(weights_path), source=str(weights_path))
-        standardizer = Standardizer.load(model_dir / meta["standardizer"])
-        return cls(model, standardizer, embeddings)
+        def build(meta: dict, dim: int) -> CuratorNet:
+            hyper = meta["hyperparameters"]
+            return CuratorNet(dim, hyper["tower_units"], hyper["head_units"])
+
+        model, meta = restore_model(model_dir, embeddings, build)
+        return cls(model, Standardizer.load(Path(model_dir) / meta["standardizer"]), embeddings)
 
     def _check(self, items: np.ndarray, field: str) -> np.ndarray:
-        items = np.asarray(items, dtype=np.int64)
-        bad = (items < 0) | (items >= len(self.features))
-        if bad.any():
-            raise InputError(None, field, int(items[bad][0]), f"item index outside [0, {len(self.features)})")
-        return items
+        return check_item_indexes(items, len(self.features), None, field)
 
     def item_vectors(self, items: np.ndarray) -> np.ndarray:
         """Φ(f_i) of the given items, (m, output_dim)."""

@@ -190,9 +190,7 @@ def read_triplets(
 
     positive, negative, user = column("positive"), column("negative"), column("user")
     for name, array in (("profile", values), ("positive", positive), ("negative", negative)):
-        bad = (array < 0) | (array >= n_items)
-        if bad.any():
-            raise InputError(path, name, int(array[bad][0]), f"item index outside [0, {n_items})")
+        check_item_indexes(array, n_items, path, name)
     if (user < -1).any():
         raise InputError(path, "user", int(user[user < -1][0]), "user index below -1")
     guideline = None
@@ -538,6 +536,31 @@ def choose_item_mode(train: TripletArrays, n_items: int, batch_size: int, seed: 
     return mode
 
 
+def check_item_indexes(items: Any, n_items: int, source: Any, field: str) -> np.ndarray:
+    """``items`` as int64, failing on the first index outside [0, n_items)."""
+    items = np.asarray(items, dtype=np.int64)
+    bad = (items < 0) | (items >= n_items)
+    if bad.any():
+        raise InputError(source, field, int(items[bad][0]), f"item index outside [0, {n_items})")
+    return items
+
+
+def restore_model(model_dir: str | Path, embeddings: np.ndarray, build) -> tuple[Any, dict[str, Any]]:
+    """Rebuild a trained model from its directory: ``build(meta, dim)`` makes the
+    empty model, whose weights are then loaded. ``embeddings`` must have the
+    model's dimension. Returns the model and its metadata."""
+    model_dir = Path(model_dir)
+    meta = read_model_meta(model_dir)
+    dim = int(meta["embedding_dim"])
+    if np.ndim(embeddings) != 2 or np.shape(embeddings)[1] != dim:
+        raise InputError(model_dir / MODEL_FILE, "embedding_dim", np.shape(embeddings),
+                         f"embeddings do not match the model's dimension {dim}")
+    model = build(meta, dim)
+    weights_path = model_dir / meta["weights"]
+    model.load_weights_dict(load_weights_npz(weights_path), source=str(weights_path))
+    return model, meta
+
+
 def read_model_meta(model_dir: str | Path) -> dict[str, Any]:
     path = Path(model_dir) / MODEL_FILE
     if not path.exists():
@@ -577,7 +600,7 @@ def assign_weight(variable: Any, weights: Mapping[str, np.ndarray], key: str, so
 __all__ = [
     "Batch", "TripletArrays", "read_triplets", "read_embeddings", "iterate_batches", "Trainer", "Schedule",
     "FitResult", "fit", "configure_tensorflow", "tune_allocator", "TrainSettings", "train_model",
-    "choose_item_mode", "read_model_meta", "load_weights_npz", "save_weights_npz", "assign_weight", "write_model_dir",
+    "choose_item_mode", "read_model_meta", "load_weights_npz", "save_weights_npz", "assign_weight", "check_item_indexes", "restore_model", "write_model_dir",
     "planted_preference", "write_triplets", "job_settings",
 ]
 

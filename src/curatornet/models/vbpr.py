@@ -24,12 +24,11 @@ from curatornet.errors import InputError
 from curatornet.models.base import Queries
 from curatornet.models.features import Standardizer
 from curatornet.models.training import (
-    MODEL_FILE,
     Batch,
     TripletArrays,
     assign_weight,
-    load_weights_npz,
-    read_model_meta,
+    check_item_indexes,
+    restore_model,
     save_weights_npz,
 )
 
@@ -189,23 +188,15 @@ class VBPRScorer:
 
     @classmethod
     def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> "VBPRScorer":
-        model_dir = Path(model_dir)
-        meta = read_model_meta(model_dir)
-        dim = int(meta["embedding_dim"])
-        if np.ndim(embeddings) != 2 or np.shape(embeddings)[1] != dim:
-            raise InputError(model_dir / MODEL_FILE, "embedding_dim", np.shape(embeddings),
-                             f"embeddings do not match the model's dimension {dim}")
-        hyper = meta["hyperparameters"]
-        model = VBPR(int(meta["n_users"]), int(meta["n_items"]), dim, hyper["latent_dim"], hyper["visual_dim"])
-        weights_path = model_dir / meta["weights"]
-        model.load_weights_dict(load_weights_npz(weights_path), source=str(weights_path))
-        return cls(model, Standardizer.load(model_dir / meta["standardizer"]), embeddings)
+        def build(meta: dict, dim: int) -> VBPR:
+            hyper = meta["hyperparameters"]
+            return VBPR(int(meta["n_users"]), int(meta["n_items"]), dim, hyper["latent_dim"], hyper["visual_dim"])
+
+        model, meta = restore_model(model_dir, embeddings, build)
+        return cls(model, Standardizer.load(Path(model_dir) / meta["standardizer"]), embeddings)
 
     def score(self, queries: Queries, items: np.ndarray) -> np.ndarray:
-        items = np.asarray(items, dtype=np.int64)
-        bad = (items < 0) | (items >= len(self.features))
-        if bad.any():
-            raise InputError(None, "items", int(items[bad][0]), f"item index outside [0, {len(self.features)})")
+        items = check_item_indexes(items, len(self.features), None, "items")
         m = self.model
         seen = items < m.n_items
         gamma_item = np.zeros((len(items), m.latent_dim), np.float32)
