@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-profile", type=int, default=64)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--clusters", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=None, help="folder for the Parquet files (default: a temporary one)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the Parquet files (default: a temporary one)"
+    )
     args = parser.parse_args(argv)
 
     timings: dict[str, float] = {}

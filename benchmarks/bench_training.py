@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from curatornet.models.training import (  # noqa: E402
     TripletArrays,
+    choose_item_mode,
     configure_tensorflow,
     iterate_batches,
     read_embeddings,
-    choose_item_mode,
     read_triplets,
     tune_allocator,
 )
@@ -146,8 +146,10 @@ def main() -> None:
         started = time.perf_counter()
         for batch in batches:
             trainer.train_step(batch)
-            distinct = n_items if mode == "catalogue" else len(
-                np.unique(np.concatenate([batch.positive, batch.negative, batch.values]))
+            distinct = (
+                n_items
+                if mode == "catalogue"
+                else len(np.unique(np.concatenate([batch.positive, batch.negative, batch.values])))
             )
             n_profiles = int(batch.row_ids[-1]) + 1
             flops += step_flops(distinct, n_profiles, dim, model.tower_units, model.head_units)

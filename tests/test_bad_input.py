@@ -21,7 +21,12 @@ from curatornet.errors import InputError
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DIM = 8
-SYNTHETIC = {"format": "synthetic", "path": None, "embeddings": "synthetic", "synthetic": {"preset": "tiny", "scale": 1.0, "embedding_dim": DIM}}
+SYNTHETIC = {
+    "format": "synthetic",
+    "path": None,
+    "embeddings": "synthetic",
+    "synthetic": {"preset": "tiny", "scale": 1.0, "embedding_dim": DIM},
+}
 OUTPUTS = ("items.parquet", "embeddings.parquet", "purchases.parquet", "stats.csv")
 
 
@@ -175,10 +180,16 @@ def test_configured_embeddings_file_must_cover_the_items(raw, tmp_path):
 def test_malformed_basket_list(tmp_path):
     folder = tmp_path / "public"
     folder.mkdir()
-    pd.DataFrame({"artwork_id_hash": ["a"], "artist_id_hash": ["x"], "upload_timestamp": ["2014-01-01 00:00:00"]}).to_csv(folder / "inventory.csv", index=False)
-    pd.DataFrame({"user_id_hash": ["u"], "purchased_artwork_ids_hash": ["a, b"], "purchase_timestamp": ["2014-02-01 00:00:00"]}).to_csv(folder / "purchases.csv", index=False)
+    pd.DataFrame(
+        {"artwork_id_hash": ["a"], "artist_id_hash": ["x"], "upload_timestamp": ["2014-01-01 00:00:00"]}
+    ).to_csv(folder / "inventory.csv", index=False)
+    pd.DataFrame(
+        {"user_id_hash": ["u"], "purchased_artwork_ids_hash": ["a, b"], "purchase_timestamp": ["2014-02-01 00:00:00"]}
+    ).to_csv(folder / "purchases.csv", index=False)
     with pytest.raises(InputError, match=r"purchases\.csv.*purchased_artwork_ids_hash.*a, b"):
-        prepare_dataset({"format": "ugallery", "path": str(folder), "embeddings": "synthetic", "synthetic": {"embedding_dim": 4}}, 0)
+        prepare_dataset(
+            {"format": "ugallery", "path": str(folder), "embeddings": "synthetic", "synthetic": {"embedding_dim": 4}}, 0
+        )
 
 
 def base_config() -> dict:

@@ -41,7 +41,9 @@ def test_visrank_matches_direct_computation(aggregate, top_k, monkeypatch):
 
 def test_visrank_empty_profile_and_bad_option():
     embeddings = np.eye(4, dtype=np.float32)
-    got = VisRank(embeddings).score(Queries(np.array([0, 1]), [np.array([], dtype=np.int32), np.array([2])]), np.arange(4))
+    got = VisRank(embeddings).score(
+        Queries(np.array([0, 1]), [np.array([], dtype=np.int32), np.array([2])]), np.arange(4)
+    )
     np.testing.assert_allclose(got, [[0, 0, 0, 0], [0, 0, 1, 0]])
     with pytest.raises(InputError, match="aggregate"):
         VisRank(embeddings, aggregate="mean")

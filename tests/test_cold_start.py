@@ -11,12 +11,13 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from test_training import write_embeddings  # noqa: E402
+
 from curatornet.cli import main  # noqa: E402
 from curatornet.io import write_parquet  # noqa: E402
 from curatornet.models.base import Queries  # noqa: E402
 from curatornet.models.registry import load_scorer  # noqa: E402
 from curatornet.models.training import TrainSettings, planted_preference, train_model, write_triplets  # noqa: E402
-from test_training import write_embeddings  # noqa: E402
 
 N_ITEMS = 300
 
@@ -29,15 +30,21 @@ def trained(tmp_path_factory):
     _, valid, _ = planted_preference(n_triples=600, seed=2)
     data = root / "data"
     write_embeddings(embeddings, data / "embeddings.parquet")
-    write_parquet(pd.DataFrame({
-        "item": np.arange(N_ITEMS, dtype=np.int32),
-        "item_id": [f"art{k:03d}" for k in range(N_ITEMS)],
-        "artist_id": [f"artist{k % 7}" for k in range(N_ITEMS)],
-    }), data / "items.parquet")
+    write_parquet(
+        pd.DataFrame(
+            {
+                "item": np.arange(N_ITEMS, dtype=np.int32),
+                "item_id": [f"art{k:03d}" for k in range(N_ITEMS)],
+                "artist_id": [f"artist{k % 7}" for k in range(N_ITEMS)],
+            }
+        ),
+        data / "items.parquet",
+    )
     write_triplets(train, root / "train.parquet")
     write_triplets(valid, root / "valid.parquet", "valid")
-    settings = TrainSettings(model="curatornet", batch_size=256, max_epochs=4, seed=3,
-                             tower_units=(16, 16), head_units=(24, 16, 16))
+    settings = TrainSettings(
+        model="curatornet", batch_size=256, max_epochs=4, seed=3, tower_units=(16, 16), head_units=(24, 16, 16)
+    )
     train_model(settings, root / "train.parquet", root / "valid.parquet", data / "embeddings.parquet", root / "model")
     centres = np.stack([embeddings[taste == t].mean(0) for t in range(4)])
     return root, embeddings, taste, centres
@@ -74,8 +81,22 @@ def parse(out: str) -> pd.DataFrame:
 def test_cli_prints_top_k_without_profile_items(trained, capsys):
     root, _, taste, centres = trained
     profile = [f"art{k:03d}" for k in np.flatnonzero(taste == 1)[:4]]
-    assert main(["recommend", "--model", str(root / "model"), "--items", ",".join(profile), "--k", "7",
-                 "--data", str(root / "data")]) == 0
+    assert (
+        main(
+            [
+                "recommend",
+                "--model",
+                str(root / "model"),
+                "--items",
+                ",".join(profile),
+                "--k",
+                "7",
+                "--data",
+                str(root / "data"),
+            ]
+        )
+        == 0
+    )
     table = parse(capsys.readouterr().out)
     assert len(table) == 7 and table["rank"].tolist() == [str(k) for k in range(1, 8)]
     assert not set(profile) & set(table["item_id"])
@@ -93,13 +114,42 @@ def test_cli_new_items_from_file(trained, tmp_path, capsys):
     rows[1] = ["new_taste3", (mean + 2.0 * (centres[3] - mean)).astype(np.float32)]
     np.save(tmp_path / "new.npy", rows, allow_pickle=True)
     # The profile is a new item itself; the other new item is a candidate.
-    assert main(["recommend", "--model", str(root / "model"), "--items", "new_taste3", "--k", "3",
-                 "--data", str(root / "data"), "--new-items", str(tmp_path / "new.npy")]) == 0
+    assert (
+        main(
+            [
+                "recommend",
+                "--model",
+                str(root / "model"),
+                "--items",
+                "new_taste3",
+                "--k",
+                "3",
+                "--data",
+                str(root / "data"),
+                "--new-items",
+                str(tmp_path / "new.npy"),
+            ]
+        )
+        == 0
+    )
     table = parse(capsys.readouterr().out)
     assert "new_taste3" not in set(table["item_id"]) and len(table) == 3
     profile = [f"art{k:03d}" for k in np.flatnonzero(taste == 1)[:3]]
-    main(["recommend", "--model", str(root / "model"), "--items", ",".join(profile), "--k", "5",
-          "--data", str(root / "data"), "--new-items", str(tmp_path / "new.npy")])
+    main(
+        [
+            "recommend",
+            "--model",
+            str(root / "model"),
+            "--items",
+            ",".join(profile),
+            "--k",
+            "5",
+            "--data",
+            str(root / "data"),
+            "--new-items",
+            str(tmp_path / "new.npy"),
+        ]
+    )
     table = parse(capsys.readouterr().out)
     assert "new_taste1" in table["item_id"].tolist()[:3]
     assert table.loc[table["item_id"] == "new_taste1", "artist_id"].item() == "-"
@@ -113,8 +163,24 @@ def test_cli_rejects_unknown_item(trained, capsys):
 
 def test_python_dash_m_entry_point(trained):
     root = trained[0]
-    done = subprocess.run([sys.executable, "-m", "curatornet", "recommend", "--model", str(root / "model"),
-                           "--items", "art000", "--k", "2", "--data", str(root / "data")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curatornet",
+            "recommend",
+            "--model",
+            str(root / "model"),
+            "--items",
+            "art000",
+            "--k",
+            "2",
+            "--data",
+            str(root / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip().splitlines()) == 3

@@ -108,8 +108,13 @@ def test_scorer_matches_network_and_save_load(tmp_path):
     x_ui, _ = model.padded_triple_scores(tf.constant(standardizer.transform(embeddings)), np.array([[1, 2]]), [7], [8])
     np.testing.assert_allclose(scores[0, 7], x_ui.numpy()[0], rtol=1e-5)
 
-    write_model_dir(tmp_path, model, standardizer, None, {
-        "model": "curatornet", "n_items": 40, "n_users": 0, "hyperparameters": model.hyperparameters()})
+    write_model_dir(
+        tmp_path,
+        model,
+        standardizer,
+        None,
+        {"model": "curatornet", "n_items": 40, "n_users": 0, "hyperparameters": model.hyperparameters()},
+    )
     restored = load_scorer(tmp_path, embeddings)
     assert restored.name == "curatornet"
     np.testing.assert_array_equal(restored.score(queries, items), scores)

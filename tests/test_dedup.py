@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from test_sampling import clusters_frame, items_frame, purchases_frame
 
 from curatornet.artifacts import GUIDELINES, MERGED_TRIPLETS_SCHEMA, SHARDS
 from curatornet.errors import InputError
 from curatornet.sampling import SamplingData, Triples, merge_shards, sample_shard
-
-from test_sampling import clusters_frame, items_frame, purchases_frame
 
 
 def shard(triples: list[tuple[list[int], int, int, str]]) -> pa.Table:
@@ -19,7 +18,10 @@ def shard(triples: list[tuple[list[int], int, int, str]]) -> pa.Table:
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
     values = np.array([i for p, *_ in triples for i in p], dtype=np.int32)
     t = Triples(
-        offsets, values, np.array([x[1] for x in triples], np.int32), np.array([x[2] for x in triples], np.int32),
+        offsets,
+        values,
+        np.array([x[1] for x in triples], np.int32),
+        np.array([x[2] for x in triples], np.int32),
         np.zeros(len(triples), np.int32),
     )
     tables = []

@@ -98,7 +98,13 @@ def test_evaluate_methods_per_user_and_summary():
         removed_after=np.array([5, 2**62, 2**62, 2**62, 2**62], dtype=np.int64),  # item 0 sold at 5
     )
     scores = [[9, 8, 7, 6, 5], [1, 2, 3, 4, 5]]
-    result = evaluate_methods([({"method": "curatornet", "sampling": "guidelines", "l2": "0"}, _FixedScorer(scores))], cases, ks=[1, 2], curve_max_k=3, top_n=2)
+    result = evaluate_methods(
+        [({"method": "curatornet", "sampling": "guidelines", "l2": "0"}, _FixedScorer(scores))],
+        cases,
+        ks=[1, 2],
+        curve_max_k=3,
+        top_n=2,
+    )
     row_a, row_b = (row for _, row in result.per_user.iterrows())
     # user a: candidates 1, 2, 4 (0 sold, 3 not uploaded); ranking 1, 2, 4; truth 2.
     assert row_a["n_candidates"] == 3 and row_a["auc"] == pytest.approx(0.5)
@@ -107,7 +113,19 @@ def test_evaluate_methods_per_user_and_summary():
     # user b: candidates 1..4; ranking 4, 3, 2, 1; truth {3, 4} both at the top.
     assert row_b["auc"] == 1.0 and row_b["n_candidates"] == 4 and row_b["ndcg@2"] == pytest.approx(1.0)
     summary = summarise(result.per_user, ks=[1, 2])
-    assert list(summary.columns) == ["Method", "sampling", "λ", "AUC", "R@1", "P@1", "nDCG@1", "R@2", "P@2", "nDCG@2", "users"]
+    assert list(summary.columns) == [
+        "Method",
+        "sampling",
+        "λ",
+        "AUC",
+        "R@1",
+        "P@1",
+        "nDCG@1",
+        "R@2",
+        "P@2",
+        "nDCG@2",
+        "users",
+    ]
     assert summary.loc[0, "AUC"] == pytest.approx(0.75)
     assert str(to_table(result.per_user).schema.field("l2").type) == "string"
     curves = result.curves

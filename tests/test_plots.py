@@ -23,55 +23,140 @@ def fake_artifacts(seed: int = 0) -> dict:
         }
     )
     cluster_items = pd.DataFrame(
-        {"item": items["item"], "cluster": (np.arange(n_items) % 5).astype(np.int32), "x": rng.random(n_items), "y": rng.random(n_items)}
+        {
+            "item": items["item"],
+            "cluster": (np.arange(n_items) % 5).astype(np.int32),
+            "x": rng.random(n_items),
+            "y": rng.random(n_items),
+        }
     )
     restarts = pd.DataFrame(
-        {"restart": np.arange(4), "seed": np.arange(4), "silhouette": [0.1, 0.3, 0.2, 0.15], "inertia": [9.0, 7, 8, 8.5], "selected": [False, True, False, False]}
+        {
+            "restart": np.arange(4),
+            "seed": np.arange(4),
+            "silhouette": [0.1, 0.3, 0.2, 0.15],
+            "inertia": [9.0, 7, 8, 8.5],
+            "selected": [False, True, False, False],
+        }
     )
-    runs = [("curatornet", "guidelines", "0.001"), ("curatornet", "random", "0.001"), ("vbpr", "guidelines", "0"),
-            ("vbpr", "random", "0.01"), ("visrank", "", ""), ("random", "", ""), ("oracle", "", "")]
+    runs = [
+        ("curatornet", "guidelines", "0.001"),
+        ("curatornet", "random", "0.001"),
+        ("vbpr", "guidelines", "0"),
+        ("vbpr", "random", "0.01"),
+        ("visrank", "", ""),
+        ("random", "", ""),
+        ("oracle", "", ""),
+    ]
     per_user = pd.concat(
         [
-            pd.DataFrame({"method": m, "sampling": s, "l2": l, "user": users, "auc": rng.random(len(users)),
-                          "n_truth": 1, "n_candidates": 50})
-            for m, s, l in runs
+            pd.DataFrame(
+                {
+                    "method": m,
+                    "sampling": s,
+                    "l2": lam,
+                    "user": users,
+                    "auc": rng.random(len(users)),
+                    "n_truth": 1,
+                    "n_candidates": 50,
+                }
+            )
+            for m, s, lam in runs
         ],
         ignore_index=True,
     )
     curves = pd.concat(
-        [pd.DataFrame({"method": m, "sampling": s, "l2": l, "k": np.arange(1, 11), "recall": np.linspace(0, 1, 10) * rng.random(),
-                       "precision": 0.1, "ndcg": np.linspace(0, 1, 10) * rng.random()}) for m, s, l in runs],
+        [
+            pd.DataFrame(
+                {
+                    "method": m,
+                    "sampling": s,
+                    "l2": lam,
+                    "k": np.arange(1, 11),
+                    "recall": np.linspace(0, 1, 10) * rng.random(),
+                    "precision": 0.1,
+                    "ndcg": np.linspace(0, 1, 10) * rng.random(),
+                }
+            )
+            for m, s, lam in runs
+        ],
         ignore_index=True,
     )
     cases = pd.DataFrame(
-        {"user": users, "user_id": [f"u{u}" for u in users], "profile": [rng.choice(n_items, 3, replace=False) for _ in users],
-         "truth": [np.array([u]) for u in users], "n_candidates": 50}
+        {
+            "user": users,
+            "user_id": [f"u{u}" for u in users],
+            "profile": [rng.choice(n_items, 3, replace=False) for _ in users],
+            "truth": [np.array([u]) for u in users],
+            "n_candidates": 50,
+        }
     )
     top = pd.concat(
-        [pd.DataFrame({"method": m, "sampling": s, "l2": l, "user": np.repeat(users, 10), "rank": np.tile(np.arange(1, 11), len(users)),
-                       "item": rng.integers(0, n_items, 10 * len(users)), "hit": False}) for m, s, l in runs],
+        [
+            pd.DataFrame(
+                {
+                    "method": m,
+                    "sampling": s,
+                    "l2": lam,
+                    "user": np.repeat(users, 10),
+                    "rank": np.tile(np.arange(1, 11), len(users)),
+                    "item": rng.integers(0, n_items, 10 * len(users)),
+                    "hit": False,
+                }
+            )
+            for m, s, lam in runs
+        ],
         ignore_index=True,
     )
     sampling_ttest = pd.DataFrame(
-        {"model": ["curatornet", "vbpr"], "l2": ["0.001", "0/0.01"], "mean_auc_guidelines": [0.7, 0.6], "mean_auc_random": [0.6, 0.55],
-         "n_users": [8, 8], "t": [2.0, 1.1], "p": [0.04, 0.3], "wilcoxon_p": [0.05, 0.3], "ci_low": [0.01, -0.05], "ci_high": [0.2, 0.15]}
+        {
+            "model": ["curatornet", "vbpr"],
+            "l2": ["0.001", "0/0.01"],
+            "mean_auc_guidelines": [0.7, 0.6],
+            "mean_auc_random": [0.6, 0.55],
+            "n_users": [8, 8],
+            "t": [2.0, 1.1],
+            "p": [0.04, 0.3],
+            "wilcoxon_p": [0.05, 0.3],
+            "ci_low": [0.01, -0.05],
+            "ci_high": [0.2, 0.15],
+        }
     )
     selection = pd.DataFrame(
-        {"model": ["curatornet", "curatornet", "vbpr", "vbpr"], "sampling": ["guidelines", "random", "guidelines", "random"],
-         "l2": ["0.001", "0.001", "0", "0.01"], "valid_accuracy": [0.8, 0.7, 0.75, 0.6], "selected": True}
+        {
+            "model": ["curatornet", "curatornet", "vbpr", "vbpr"],
+            "sampling": ["guidelines", "random", "guidelines", "random"],
+            "l2": ["0.001", "0.001", "0", "0.01"],
+            "valid_accuracy": [0.8, 0.7, 0.75, 0.6],
+            "selected": True,
+        }
     )
     histories = {
-        "CuratorNet (guidelines, λ=0.001)": pd.DataFrame({"epoch": [1, 2, 3], "loss": [0.6, 0.5, 0.45], "valid_accuracy": [0.6, 0.7, 0.72]}),
+        "CuratorNet (guidelines, λ=0.001)": pd.DataFrame(
+            {"epoch": [1, 2, 3], "loss": [0.6, 0.5, 0.45], "valid_accuracy": [0.6, 0.7, 0.72]}
+        ),
         "VBPR (random, λ=0.01)": pd.DataFrame({"epoch": [1, 2], "loss": [0.69, 0.6], "valid_accuracy": [0.55, 0.6]}),
     }
-    return dict(items=items, cluster_items=cluster_items, restarts=restarts, per_user=per_user, curves=curves, cases=cases,
-                top=top, sampling_ttest=sampling_ttest, selection=selection, histories=histories)
+    return dict(
+        items=items,
+        cluster_items=cluster_items,
+        restarts=restarts,
+        per_user=per_user,
+        curves=curves,
+        cases=cases,
+        top=top,
+        sampling_ttest=sampling_ttest,
+        selection=selection,
+        histories=histories,
+    )
 
 
 def draw_all(folder, data) -> dict[str, tuple]:
     """Every figure of the report into ``folder``; returns name -> (png, svg)."""
-    paths = {name: (folder / f"{name}.png", folder / f"{name}.svg")
-             for name in ("clusters", "sampling_auc", "learning_curves", "topk_curves", "restarts", "example")}
+    paths = {
+        name: (folder / f"{name}.png", folder / f"{name}.svg")
+        for name in ("clusters", "sampling_auc", "learning_curves", "topk_curves", "restarts", "example")
+    }
     plots.plot_clusters(data["cluster_items"], *paths["clusters"])
     plots.plot_sampling_auc(data["sampling_ttest"], data["per_user"], *paths["sampling_auc"])
     plots.plot_learning_curves(data["histories"], *paths["learning_curves"])
@@ -112,5 +197,7 @@ def test_example_uses_thumbnails(tmp_path):
     images.mkdir()
     plt.imsave(images / "it3.png", np.random.default_rng(0).random((8, 8, 3)))
     rows = [("ground truth", [3], [True])]
-    plots.plot_example(rows, data["items"], data["cluster_items"], tmp_path / "e.png", tmp_path / "e.svg", images=images)
+    plots.plot_example(
+        rows, data["items"], data["cluster_items"], tmp_path / "e.png", tmp_path / "e.svg", images=images
+    )
     assert "<image" in (tmp_path / "e.svg").read_text()

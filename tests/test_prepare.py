@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from curatornet.artifacts import ITEMS_SCHEMA, PURCHASES_SCHEMA, embeddings_matrix, embeddings_schema
@@ -11,7 +11,12 @@ from curatornet.data.layout import input_files
 from curatornet.data.prepare import prepare_dataset, write_canonical
 from curatornet.data.synthetic import generate, parameters_for, write_public_release
 
-SYNTHETIC = {"format": "synthetic", "path": None, "embeddings": "synthetic", "synthetic": {"preset": "tiny", "scale": 1.0, "embedding_dim": 16}}
+SYNTHETIC = {
+    "format": "synthetic",
+    "path": None,
+    "embeddings": "synthetic",
+    "synthetic": {"preset": "tiny", "scale": 1.0, "embedding_dim": 16},
+}
 NAMES = ("items.parquet", "embeddings.parquet", "purchases.parquet", "stats.csv")
 
 
@@ -75,6 +80,9 @@ def test_input_files_follow_the_config(tmp_path):
     (tmp_path / "valid_sales.csv").write_text("x\n")
     (tmp_path / "valid_artworks.csv").write_text("x\n")
     real = {"format": "ugallery", "path": str(tmp_path), "embeddings": "synthetic"}
-    assert input_files(real) == {"inventory": str(tmp_path / "valid_artworks.csv"), "purchases": str(tmp_path / "valid_sales.csv")}
+    assert input_files(real) == {
+        "inventory": str(tmp_path / "valid_artworks.csv"),
+        "purchases": str(tmp_path / "valid_sales.csv"),
+    }
     with_file = {**real, "embeddings": str(tmp_path / "emb.npy")}
     assert input_files(with_file)["embeddings"] == str(tmp_path / "emb.npy")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+from test_plots import draw_all, fake_artifacts
 
 from curatornet import report
 from curatornet.evaluation.evaluate import summarise
-
-from test_plots import draw_all, fake_artifacts
 
 
 def _inputs(tmp_path):
@@ -24,14 +23,38 @@ def _inputs(tmp_path):
     (bench / "evaluation" / "evaluate.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\n3.25\t0:00:03\t512.5\t900\n")
     (bench / "broken.tsv").write_text("not a benchmark\n")
     figures = [report.Figure(name, f"Figure {name}", png, f"caption of {name}") for name, (png, _) in paths.items()]
-    stats_csv = pd.DataFrame({"statistic": ["users", "first_sale", "purchase_rows"], "value": ["100.0", "2014-01-01", "250.0"]})
-    visrank = pd.DataFrame(columns=["model", "sampling", "l2", "mean_auc_model", "mean_auc_visrank", "n_users", "t", "p",
-                                    "wilcoxon_p", "ci_low", "ci_high"])
+    stats_csv = pd.DataFrame(
+        {"statistic": ["users", "first_sale", "purchase_rows"], "value": ["100.0", "2014-01-01", "250.0"]}
+    )
+    visrank = pd.DataFrame(
+        columns=[
+            "model",
+            "sampling",
+            "l2",
+            "mean_auc_model",
+            "mean_auc_visrank",
+            "n_users",
+            "t",
+            "p",
+            "wilcoxon_p",
+            "ci_low",
+            "ci_high",
+        ]
+    )
     return report.ReportInputs(
-        summary=summary, per_user=per_user, sampling_ttest=data["sampling_ttest"], vs_visrank=visrank,
-        selection=data["selection"], data_stats=stats_csv,
-        config={"seed": 1, "dataset": {"format": "synthetic", "synthetic": {"preset": "tiny"}}, "evaluation": {"ks": [20]}},
-        figures=figures, benchmarks=report.read_benchmarks(bench),
+        summary=summary,
+        per_user=per_user,
+        sampling_ttest=data["sampling_ttest"],
+        vs_visrank=visrank,
+        selection=data["selection"],
+        data_stats=stats_csv,
+        config={
+            "seed": 1,
+            "dataset": {"format": "synthetic", "synthetic": {"preset": "tiny"}},
+            "evaluation": {"ks": [20]},
+        },
+        figures=figures,
+        benchmarks=report.read_benchmarks(bench),
     ), summary
 
 
@@ -41,7 +64,9 @@ def test_report_has_every_row_and_figure_and_is_offline(tmp_path):
     rows = re.findall(r"<tr>(.*?)</tr>", page)
     table2 = page.split('id="table2"')[1].split("</table>")[0]
     for method, sampling, l2 in summary[["Method", "sampling", "λ"]].itertuples(index=False):
-        cells = f'<td class="text">{method}</td><td class="text">{sampling or "–"}</td><td class="text">{l2 or "–"}</td>'
+        cells = (
+            f'<td class="text">{method}</td><td class="text">{sampling or "–"}</td><td class="text">{l2 or "–"}</td>'
+        )
         assert cells in table2, (method, sampling, l2)
     assert table2.split("<tbody>")[1].count("<tr>") == len(summary)
     for figure in inputs.figures:
@@ -65,8 +90,12 @@ def test_top_five_and_formatting():
 
 def _summary(aucs: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(
-        {"Method": list(aucs), "sampling": ["guidelines" if m in ("CuratorNet", "VBPR") else "" for m in aucs],
-         "λ": ["0.0001" if m in ("CuratorNet", "VBPR") else "" for m in aucs], "AUC": list(aucs.values())}
+        {
+            "Method": list(aucs),
+            "sampling": ["guidelines" if m in ("CuratorNet", "VBPR") else "" for m in aucs],
+            "λ": ["0.0001" if m in ("CuratorNet", "VBPR") else "" for m in aucs],
+            "AUC": list(aucs.values()),
+        }
     )
 
 

@@ -150,8 +150,10 @@ def test_every_triple_follows_its_guideline(data, guideline, max_profile):
     hashes = table.column("hash").to_numpy()
     column = table.column("profile").combine_chunks()
     expected = triple_hashes(
-        column.offsets.to_numpy(), column.values.to_numpy(),
-        table.column("positive").to_numpy(), table.column("negative").to_numpy(),
+        column.offsets.to_numpy(),
+        column.values.to_numpy(),
+        table.column("positive").to_numpy(),
+        table.column("negative").to_numpy(),
     )
     np.testing.assert_array_equal(hashes, expected)
     assert len(np.unique(hashes)) == len(hashes)
@@ -318,9 +320,13 @@ def test_bad_items_and_clusters_raise_input_error():
 
 def test_arrow_tables_are_accepted(data):
     from_arrow = SamplingData.from_tables(
-        pa.Table.from_pandas(items_frame()), pa.Table.from_pandas(purchases_frame()), pa.Table.from_pandas(clusters_frame())
+        pa.Table.from_pandas(items_frame()),
+        pa.Table.from_pandas(purchases_frame()),
+        pa.Table.from_pandas(clusters_frame()),
     )
     np.testing.assert_array_equal(from_arrow.user_items, data.user_items)
     np.testing.assert_array_equal(from_arrow.first_items, data.first_items)
     np.testing.assert_array_equal(from_arrow.artist, data.artist)
-    assert len(set(from_arrow.artist[14:17].tolist()) | set(from_arrow.artist[:14].tolist())) == 4 + 3  # unknowns unique
+    assert (
+        len(set(from_arrow.artist[14:17].tolist()) | set(from_arrow.artist[:14].tolist())) == 4 + 3
+    )  # unknowns unique

@@ -40,7 +40,9 @@ def _model_dir(root, model, sampling, l2, accuracy, in_json=True):
     meta = {"valid_accuracy": accuracy} if in_json else {"name": model}
     (path / "model.json").write_text(json.dumps(meta))
     if not in_json:
-        pd.DataFrame({"epoch": [1, 2], "valid_accuracy": [accuracy - 0.1, accuracy]}).to_csv(path / "history.csv", index=False)
+        pd.DataFrame({"epoch": [1, 2], "valid_accuracy": [accuracy - 0.1, accuracy]}).to_csv(
+            path / "history.csv", index=False
+        )
     return path
 
 
@@ -65,10 +67,20 @@ def test_selection_and_sampling_ttest(tmp_path):
     }
     rng = np.random.default_rng(0)
     users = np.arange(30)
-    runs = [("curatornet", "guidelines", "0"), ("curatornet", "guidelines", "0.001"), ("curatornet", "random", "0.0001"),
-            ("vbpr", "guidelines", "0.01"), ("vbpr", "random", "0.01"), ("vbpr", "random", "0.1"),
-            ("visrank", "", ""), ("random", "", "")]
-    frames = [pd.DataFrame({"method": m, "sampling": s, "l2": l, "user": users, "auc": rng.random(30)}) for m, s, l in runs]
+    runs = [
+        ("curatornet", "guidelines", "0"),
+        ("curatornet", "guidelines", "0.001"),
+        ("curatornet", "random", "0.0001"),
+        ("vbpr", "guidelines", "0.01"),
+        ("vbpr", "random", "0.01"),
+        ("vbpr", "random", "0.1"),
+        ("visrank", "", ""),
+        ("random", "", ""),
+    ]
+    frames = [
+        pd.DataFrame({"method": m, "sampling": s, "l2": lam, "user": users, "auc": rng.random(30)})
+        for m, s, lam in runs
+    ]
     per_user = pd.concat(frames, ignore_index=True)
     table = stats.sampling_ttests(per_user, selection)
     assert list(table.columns) == stats.SAMPLING_COLUMNS

@@ -72,7 +72,9 @@ def within(kind: str, tolerance: float, generated_value: float, real_value: floa
 
 
 def test_generated_statistics_match_the_real_ones(generated, ugallery_dir):
-    real = prepare_dataset({"format": "ugallery", "path": str(ugallery_dir), "synthetic": {"embedding_dim": 8}}, seed=0).stats
+    real = prepare_dataset(
+        {"format": "ugallery", "path": str(ugallery_dir), "synthetic": {"embedding_dim": 8}}, seed=0
+    ).stats
     made = generated[1].stats
     failures = [
         f"{name}: generated {made[name]:.4g}, real {real[name]:.4g} ({kind} {tol})"
@@ -165,9 +167,8 @@ def test_planted_structure_is_real(generated):
 
     # k-means on the embeddings finds the planted styles.
     from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score
-
     from sklearn.decomposition import PCA
+    from sklearn.metrics import adjusted_rand_score
 
     sample = rng.choice(n, 2000, replace=False)
     reduced = PCA(n_components=20, random_state=0).fit_transform(embeddings[sample])

@@ -10,7 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curatornet.artifacts import embeddings_schema
 from curatornet.errors import InputError
+from curatornet.io import write_parquet
 from curatornet.models.training import (
     HISTORY_COLUMNS,
     Schedule,
@@ -23,17 +25,17 @@ from curatornet.models.training import (
     train_model,
     write_triplets,
 )
-from curatornet.artifacts import embeddings_schema
-from curatornet.io import write_parquet
 
 SMALL = dict(tower_units=(16, 16), head_units=(24, 16, 16))
 
 
 def write_embeddings(embeddings: np.ndarray, path) -> None:
-    table = pa.table({
-        "item": pa.array(np.arange(len(embeddings), dtype=np.int32)),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), embeddings.shape[1]),
-    })
+    table = pa.table(
+        {
+            "item": pa.array(np.arange(len(embeddings), dtype=np.int32)),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), embeddings.shape[1]),
+        }
+    )
     write_parquet(table, path, embeddings_schema(embeddings.shape[1]))
 
 
@@ -124,8 +126,12 @@ class ScriptedTrainer:
 def test_schedule_decays_stops_and_restores_best():
     data = TripletArrays.from_lists([[1]] * 4, [2] * 4, [3] * 4)
     trainer = ScriptedTrainer([0.6, 0.7, 0.65, 0.66, 0.69, 0.9])
-    result = fit(trainer, data, data, Schedule(batch_size=2, max_epochs=6, learning_rate=1.0, lr_decay=0.5,
-                                               lr_patience=1, early_stop_patience=3))
+    result = fit(
+        trainer,
+        data,
+        data,
+        Schedule(batch_size=2, max_epochs=6, learning_rate=1.0, lr_decay=0.5, lr_patience=1, early_stop_patience=3),
+    )
     history = result.history
     assert list(history.columns) == HISTORY_COLUMNS
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5]  # stops after 3 epochs without improvement
@@ -136,8 +142,13 @@ def test_schedule_decays_stops_and_restores_best():
 def test_curatornet_learns_planted_preference_and_writes_dir(planted_files, tmp_path):
     settings = TrainSettings(model="curatornet", batch_size=256, max_epochs=4, seed=3, **SMALL)
     out = tmp_path / "model"
-    meta = train_model(settings, planted_files / "train.parquet", planted_files / "valid.parquet",
-                       planted_files / "embeddings.parquet", out)
+    meta = train_model(
+        settings,
+        planted_files / "train.parquet",
+        planted_files / "valid.parquet",
+        planted_files / "embeddings.parquet",
+        out,
+    )
     assert meta["valid_accuracy"] > 0.8
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.json", "standardizer.npz", "weights.npz"]
     on_disk = json.loads((out / "model.json").read_text())
@@ -150,8 +161,13 @@ def test_run_is_repeatable(planted_files, tmp_path):
     settings = TrainSettings(model="curatornet", batch_size=512, max_epochs=2, seed=5, **SMALL)
     runs = []
     for name in ("a", "b"):
-        train_model(settings, planted_files / "train.parquet", planted_files / "valid.parquet",
-                    planted_files / "embeddings.parquet", tmp_path / name)
+        train_model(
+            settings,
+            planted_files / "train.parquet",
+            planted_files / "valid.parquet",
+            planted_files / "embeddings.parquet",
+            tmp_path / name,
+        )
         runs.append(pd.read_csv(tmp_path / name / "history.csv")[["loss", "valid_accuracy", "learning_rate"]])
     pd.testing.assert_frame_equal(runs[0], runs[1])
     a, b = np.load(tmp_path / "a" / "weights.npz"), np.load(tmp_path / "b" / "weights.npz")

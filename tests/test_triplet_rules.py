@@ -15,17 +15,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_sampling import clusters_frame, items_frame, purchases_frame
 
 from curatornet.artifacts import GUIDELINES, SHARDS
 from curatornet.errors import InputError
 from curatornet.io import write_parquet
 from curatornet.sampling import plan, shard_seed
 
-from test_sampling import clusters_frame, items_frame, purchases_frame
-
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-
 
 
 def write_config(path: Path, budgets: dict, max_profile: int = 3) -> None:
@@ -34,8 +32,21 @@ def write_config(path: Path, budgets: dict, max_profile: int = 3) -> None:
 
 def snakemake(workdir: Path, config: Path, *args: str) -> str:
     command = [
-        str(SNAKEMAKE), "results/triplets/dedup.csv", "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(config), "--cores", "2", "--rerun-triggers", "mtime", "params", "input", "code",
+        str(SNAKEMAKE),
+        "results/triplets/dedup.csv",
+        "--snakefile",
+        str(workdir / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        "--rerun-triggers",
+        "mtime",
+        "params",
+        "input",
+        "code",
         *args,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
@@ -77,7 +88,11 @@ def budgets(**changes) -> dict:
 def test_plan_of_the_shard_rules():
     config = {"seed": 42, "sampling": {"budgets": budgets(d1_basket={"train": 7, "valid": 1}), "max_profile": 9}}
     assert plan.shard_params(config, "d1_basket") == {
-        "guideline": "d1_basket", "seed": shard_seed(42, "d1_basket"), "train": 7, "valid": 1, "max_profile": 9,
+        "guideline": "d1_basket",
+        "seed": shard_seed(42, "d1_basket"),
+        "train": 7,
+        "valid": 1,
+        "max_profile": 9,
     }
     assert "max_profile" not in plan.shard_params(config, "d6_same_artist")
     assert plan.shard_budget(config, "random") == {"train": 7 + 5 * 20, "valid": 1 + 5 * 4}
@@ -106,7 +121,9 @@ def test_changed_budget_reruns_only_its_shard(workflow_dir):
     edited = workflow_dir / "edited.yaml"
     write_config(edited, budgets(d3_artist_cluster={"train": 15, "valid": 4}))
     assert planned_jobs(snakemake(workflow_dir, edited, "-n")) == {
-        "sample_d3_artist_cluster", "sample_random", "dedup_triplets",
+        "sample_d3_artist_cluster",
+        "sample_random",
+        "dedup_triplets",
     }
     # max_profile does not concern the one-item profiles of D5 and D6
     write_config(edited, budgets(), max_profile=5)

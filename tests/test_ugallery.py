@@ -28,7 +28,13 @@ def small_research_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             "id": [10, 11, 12, 13, 14],
             "artist_id": [1, 1, 2, 3, 3],
-            "upload_date": ["2013-01-01 10:00:00", "2013-02-01 10:00:00.5", "2013-03-01 10:00:00.123", "2013-04-01 09:00:00", "2013-05-01 09:00:00"],
+            "upload_date": [
+                "2013-01-01 10:00:00",
+                "2013-02-01 10:00:00.5",
+                "2013-03-01 10:00:00.123",
+                "2013-04-01 09:00:00",
+                "2013-05-01 09:00:00",
+            ],
             "original": ["t", "t", "f", "t", "f"],
             "medium_id": [0, 0, 12, 12, 3],
         }
@@ -39,8 +45,13 @@ def small_research_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
             "customer_id": [100, 100, 100, 200, 200, 300, 100],
             "artwork_id": [10, 12, 11, 12, 13, 14, 14],
             "order_date": [
-                "2014-01-05 12:00:00.250", "2014-01-05 12:00:00.250", "2014-03-01 08:00:00",
-                "2014-02-01 08:00:00", "2014-02-02 08:00:00", "2014-05-01 08:00:00", "2015-01-01 00:00:00",
+                "2014-01-05 12:00:00.250",
+                "2014-01-05 12:00:00.250",
+                "2014-03-01 08:00:00",
+                "2014-02-01 08:00:00",
+                "2014-02-02 08:00:00",
+                "2014-05-01 08:00:00",
+                "2015-01-01 00:00:00",
             ],
         }
     )
@@ -51,15 +62,33 @@ def to_public(artworks: pd.DataFrame, sales: pd.DataFrame, folder, inventory_nam
     """The same facts in a public-release layout (no `original` column, hashed-style ids)."""
     folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(
-        {"artwork_id_hash": artworks["id"].astype(str), "artist_id_hash": artworks["artist_id"].astype(str), "upload_timestamp": artworks["upload_date"]}
+        {
+            "artwork_id_hash": artworks["id"].astype(str),
+            "artist_id_hash": artworks["artist_id"].astype(str),
+            "upload_timestamp": artworks["upload_date"],
+        }
     ).to_csv(folder / inventory_name, index=False)
     if basket_lists:
-        grouped = sales.groupby(["customer_id", "order_date"], sort=False)["artwork_id"].agg(lambda ids: str([str(i) for i in ids]))
-        frame = grouped.reset_index().rename(columns={"customer_id": "user_id_hash", "artwork_id": "purchased_artwork_ids_hash", "order_date": "purchase_timestamp"})
-        frame[["user_id_hash", "purchased_artwork_ids_hash", "purchase_timestamp"]].to_csv(folder / "purchases.csv", index=False)
+        grouped = sales.groupby(["customer_id", "order_date"], sort=False)["artwork_id"].agg(
+            lambda ids: str([str(i) for i in ids])
+        )
+        frame = grouped.reset_index().rename(
+            columns={
+                "customer_id": "user_id_hash",
+                "artwork_id": "purchased_artwork_ids_hash",
+                "order_date": "purchase_timestamp",
+            }
+        )
+        frame[["user_id_hash", "purchased_artwork_ids_hash", "purchase_timestamp"]].to_csv(
+            folder / "purchases.csv", index=False
+        )
     else:
         pd.DataFrame(
-            {"user_id_hash": sales["customer_id"], "purchase_timestamp": sales["order_date"], "artwork_id_hash": sales["artwork_id"]}
+            {
+                "user_id_hash": sales["customer_id"],
+                "purchase_timestamp": sales["order_date"],
+                "artwork_id_hash": sales["artwork_id"],
+            }
         ).to_csv(folder / "ugallery_purchases.csv", index=False)
 
 
@@ -67,7 +96,9 @@ def facts(folder) -> pd.DataFrame:
     """Layout-independent facts: who bought what when, in which basket and split."""
     data = prepare_dataset(dataset(folder), seed=0)
     merged = data.purchases.merge(data.items[["item", "item_id", "one_of_a_kind"]], on="item")
-    return merged[["user_id", "item_id", "time", "basket", "split"]].sort_values(["user_id", "time", "item_id"], ignore_index=True)
+    return merged[["user_id", "item_id", "time", "basket", "split"]].sort_values(
+        ["user_id", "time", "item_id"], ignore_index=True
+    )
 
 
 def test_small_research_layout_gives_baskets_and_split(tmp_path):
@@ -83,7 +114,9 @@ def test_small_research_layout_gives_baskets_and_split(tmp_path):
     assert data.items.loc[1, "upload_time"] == pd.Timestamp("2013-02-01 10:00:00.500")
 
 
-@pytest.mark.parametrize(("inventory_name", "basket_lists"), [("inventory.csv", False), ("ugallery_inventory.csv", True)])
+@pytest.mark.parametrize(
+    ("inventory_name", "basket_lists"), [("inventory.csv", False), ("ugallery_inventory.csv", True)]
+)
 def test_public_layouts_load_the_same_facts(tmp_path, inventory_name, basket_lists):
     artworks, sales = small_research_tables()
     write_research(tmp_path / "research", artworks, sales)
@@ -97,7 +130,9 @@ def test_public_layouts_load_the_same_facts(tmp_path, inventory_name, basket_lis
 def test_epoch_and_iso_t_timestamps(tmp_path):
     artworks, sales = small_research_tables()
     artworks["upload_date"] = pd.to_datetime(artworks["upload_date"], format="ISO8601").dt.strftime("%Y-%m-%dT%H:%M:%S")
-    sales["order_date"] = pd.to_datetime(sales["order_date"], format="ISO8601").dt.as_unit("s").astype("int64").astype(str)
+    sales["order_date"] = (
+        pd.to_datetime(sales["order_date"], format="ISO8601").dt.as_unit("s").astype("int64").astype(str)
+    )
     write_research(tmp_path, artworks, sales)
     loaded = load_ugallery(tmp_path)
     assert loaded.purchases["time"].min() == pd.Timestamp("2014-01-05 12:00:00")

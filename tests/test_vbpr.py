@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from test_training import write_embeddings  # noqa: E402
+
 from curatornet.models.base import Queries  # noqa: E402
 from curatornet.models.registry import load_scorer  # noqa: E402
 from curatornet.models.training import (  # noqa: E402
@@ -18,14 +20,14 @@ from curatornet.models.training import (  # noqa: E402
     train_model,
     write_triplets,
 )
-from test_training import write_embeddings  # noqa: E402
 
 
 def with_distractors(data: TripletArrays, rng) -> tuple[TripletArrays, list[str]]:
     """Append D5-like rows (user -1) and D1-like rows, which VBPR must ignore with guidelines."""
     n = len(data)
-    extra = TripletArrays.from_lists([[1]] * 50 + [[2]] * 50, rng.integers(0, 300, 100), rng.integers(0, 300, 100),
-                                     [-1] * 50 + [0] * 50)
+    extra = TripletArrays.from_lists(
+        [[1]] * 50 + [[2]] * 50, rng.integers(0, 300, 100), rng.integers(0, 300, 100), [-1] * 50 + [0] * 50
+    )
     merged = TripletArrays(
         np.concatenate([data.offsets, data.offsets[-1] + extra.offsets[1:]]),
         np.concatenate([data.values, extra.values]),
@@ -33,8 +35,9 @@ def with_distractors(data: TripletArrays, rng) -> tuple[TripletArrays, list[str]
         np.concatenate([data.negative, extra.negative]),
         np.concatenate([data.user, extra.user]),
     )
-    guidelines = ["d4_profile"] * (n // 2) + ["d3_artist_cluster"] * (n - n // 2) + ["d5_single_item"] * 50 + [
-        "d1_basket"] * 50
+    guidelines = (
+        ["d4_profile"] * (n // 2) + ["d3_artist_cluster"] * (n - n // 2) + ["d5_single_item"] * 50 + ["d1_basket"] * 50
+    )
     return merged, guidelines
 
 
@@ -48,10 +51,20 @@ def vbpr_dir(tmp_path_factory):
     write_embeddings(embeddings, root / "embeddings.parquet")
     write_triplets(train, root / "train.parquet", "train", train_guidelines)
     write_triplets(valid, root / "valid.parquet", "valid")
-    settings = TrainSettings(model="vbpr", sampling="guidelines", l2=1e-4, batch_size=256, max_epochs=6,
-                             learning_rate=0.01, latent_dim=8, visual_dim=8, seed=2)
-    meta = train_model(settings, root / "train.parquet", root / "valid.parquet", root / "embeddings.parquet",
-                       root / "model")
+    settings = TrainSettings(
+        model="vbpr",
+        sampling="guidelines",
+        l2=1e-4,
+        batch_size=256,
+        max_epochs=6,
+        learning_rate=0.01,
+        latent_dim=8,
+        visual_dim=8,
+        seed=2,
+    )
+    meta = train_model(
+        settings, root / "train.parquet", root / "valid.parquet", root / "embeddings.parquet", root / "model"
+    )
     return root, meta, embeddings
 
 

@@ -35,9 +35,7 @@ def copy_project(dest: Path) -> Path:
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.run(
-        [*SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_lint_is_clean():
@@ -53,9 +51,7 @@ def test_parsing_the_workflow_does_not_import_tensorflow(tmp_path):
         "sys.argv = ['snakemake', '-n', '--quiet', '--configfile', 'config/test.yaml']\n"
         "main()\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert "TF_LOADED=False" in result.stdout, result.stdout + result.stderr
 
 
@@ -101,9 +97,7 @@ def test_changing_one_guideline_budget_reruns_only_its_shard_and_downstream(tiny
     config["sampling"]["budgets"]["d5_single_item"]["train"] += 10
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
-    result = snakemake(
-        tiny_run, "-n", "--configfile", str(changed), "--rerun-triggers", "params", timeout=120
-    )
+    result = snakemake(tiny_run, "-n", "--configfile", str(changed), "--rerun-triggers", "params", timeout=120)
     assert result.returncode == 0, result.stderr
     plan = result.stdout + result.stderr
     planned = set(re.findall(r"^rule (\w+):", plan, flags=re.MULTILINE))
@@ -121,13 +115,16 @@ def test_real_ugallery_transactions_reproduce_the_oracle_row(ugallery_dir, tmp_p
     workdir = copy_project(tmp_path / "project")
     overlay = tmp_path / "ugallery.yaml"
     overlay.write_text(
-        yaml.safe_dump(
-            {"dataset": {"format": "ugallery", "path": str(ugallery_dir), "embeddings": "synthetic"}}
-        )
+        yaml.safe_dump({"dataset": {"format": "ugallery", "path": str(ugallery_dir), "embeddings": "synthetic"}})
     )
     result = snakemake(
-        workdir, "results/evaluation/summary.csv", "--cores", "2",
-        "--configfile", "config/test.yaml", str(overlay),
+        workdir,
+        "results/evaluation/summary.csv",
+        "--cores",
+        "2",
+        "--configfile",
+        "config/test.yaml",
+        str(overlay),
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     summary = pd.read_csv(workdir / "results/evaluation/summary.csv").set_index("Method")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -71,8 +71,12 @@ def recommend(
     items = items.sort_values("item").reset_index(drop=True)
     embeddings = embeddings_matrix(read_table(data_dir / "embeddings.parquet", ("item", "embedding")))
     if len(items) != len(embeddings):
-        raise InputError(data_dir / "embeddings.parquet", "item", len(embeddings),
-                         f"{len(items)} items in items.parquet but this many embeddings")
+        raise InputError(
+            data_dir / "embeddings.parquet",
+            "item",
+            len(embeddings),
+            f"{len(items)} items in items.parquet but this many embeddings",
+        )
     ids = items["item_id"].astype(str).tolist()
     artists = items["artist_id"].tolist()
     if new_items is not None:
@@ -95,12 +99,14 @@ def recommend(
     scores = scorer.score(Queries(np.array([-1]), [profile]), candidates)[0]
     top = np.argsort(-scores, kind="stable")[:k]
     chosen = candidates[top]
-    return pd.DataFrame({
-        "rank": np.arange(1, len(top) + 1),
-        "item_id": [ids[c] for c in chosen],
-        "artist_id": [artists[c] if artists[c] is not None else "-" for c in chosen],
-        "score": scores[top],
-    })
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(top) + 1),
+            "item_id": [ids[c] for c in chosen],
+            "artist_id": [artists[c] if artists[c] is not None else "-" for c in chosen],
+            "score": scores[top],
+        }
+    )
 
 
 def add_recommend(subparsers) -> None:
@@ -153,8 +159,14 @@ def run_train(args: argparse.Namespace) -> int:
     setup_logging(args.log)
     tune_allocator()
     configure_tensorflow(threads=args.threads)
-    settings = TrainSettings(model=args.model, sampling=args.sampling, l2=args.l2, batch_size=args.batch_size,
-                             max_epochs=args.max_epochs, seed=args.seed)
+    settings = TrainSettings(
+        model=args.model,
+        sampling=args.sampling,
+        l2=args.l2,
+        batch_size=args.batch_size,
+        max_epochs=args.max_epochs,
+        seed=args.seed,
+    )
     if args.learning_rate is not None:
         settings.learning_rate = args.learning_rate
     elif args.model == "vbpr":

@@ -99,7 +99,12 @@ def kmeans_restarts(points: np.ndarray, k: int, restarts: int, seed: int) -> tup
         rows.append((restart, run_seed, score, float(model.inertia_)))
         log.info(
             "restart %d (seed %d): silhouette %.4f, inertia %.1f, %d iterations, %.1f s",
-            restart, run_seed, score, model.inertia_, model.n_iter_, time.perf_counter() - start,
+            restart,
+            run_seed,
+            score,
+            model.inertia_,
+            model.n_iter_,
+            time.perf_counter() - start,
         )
         if score > best_score:  # strict: ties keep the earliest restart
             best_score, best_labels = score, labels
@@ -125,8 +130,12 @@ def map_items(points: np.ndarray, method: str, seed: int, threads: int = 1) -> n
     data = points[:, : min(TSNE_INPUT_DIM, points.shape[1])]
     perplexity = min(30.0, (len(points) - 1) / 3.0)  # t-SNE requires perplexity < n
     tsne = TSNE(
-        n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-        max_iter=TSNE_MAX_ITER, n_jobs=threads,
+        n_components=2,
+        perplexity=perplexity,
+        init="pca",
+        random_state=seed,
+        max_iter=TSNE_MAX_ITER,
+        n_jobs=threads,
     )
     return tsne.fit_transform(data).astype(np.float32)
 
@@ -177,7 +186,9 @@ def cluster_items(
         xy = map_items(result.points, map_method, seed, threads)
     log.info("%s map took %.1f s", map_method, time.perf_counter() - start)
     selected = result.restarts.loc[result.restarts["selected"]].iloc[0]
-    log.info("selected restart %d (seed %d), silhouette %.4f", selected["restart"], selected["seed"], selected["silhouette"])
+    log.info(
+        "selected restart %d (seed %d), silhouette %.4f", selected["restart"], selected["seed"], selected["silhouette"]
+    )
     table = pa.table(
         {
             "item": pa.array(np.arange(len(matrix), dtype=np.int32)),

@@ -6,8 +6,9 @@ and wrong types and filled the defaults; this adds the rules between keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from curatornet.errors import InputError
 

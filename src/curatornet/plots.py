@@ -8,8 +8,8 @@ earlier stages.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -31,7 +31,9 @@ def save_figure(fig: plt.Figure, png: str | Path, svg: str | Path) -> None:
     """Write ``fig`` to both paths atomically and close it."""
     for path, fmt in ((png, "png"), (svg, "svg")):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+            fig.savefig(
+                tmp, format=fmt, dpi=120, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None
+            )
     plt.close(fig)
 
 
@@ -91,11 +93,21 @@ def plot_sampling_auc(sampling_ttest: pd.DataFrame, per_user: pd.DataFrame, png,
         l2_g, _, l2_r = str(row.l2).partition("/")
         l2_r = l2_r or l2_g
         tops = []
-        for offset, sampling, l2, colour in ((-width / 2, "guidelines", l2_g, "tab:blue"), (width / 2, "random", l2_r, "tab:orange")):
+        for offset, sampling, l2, colour in (
+            (-width / 2, "guidelines", l2_g, "tab:blue"),
+            (width / 2, "random", l2_r, "tab:orange"),
+        ):
             mask = (per_user["method"] == row.model) & (per_user["sampling"] == sampling) & (per_user["l2"] == l2)
             mean, half = _mean_ci(per_user.loc[mask, "auc"].to_numpy(dtype=float))
-            ax.bar(position + offset, mean, width, yerr=half, capsize=4, color=colour,
-                   label=sampling if position == 0 else None)
+            ax.bar(
+                position + offset,
+                mean,
+                width,
+                yerr=half,
+                capsize=4,
+                color=colour,
+                label=sampling if position == 0 else None,
+            )
             ax.text(position + offset, 0.02, f"λ={l2}\n{mean:.4f}", ha="center", va="bottom", fontsize=7, color="white")
             tops.append(mean + half)
         ax.text(position, max(tops) + 0.02, f"p = {row.p:.2g}", ha="center", fontsize=9)
@@ -154,12 +166,20 @@ def plot_restarts(restarts: pd.DataFrame, png, svg) -> None:
     colours = np.where(selected, "tab:red", "tab:grey")
     ax.bar(restarts["restart"], restarts["silhouette"], color=colours)
     for row in restarts[selected].itertuples(index=False):
-        ax.annotate(f"selected (seed {row.seed})\n{row.silhouette:.4f}", (row.restart, row.silhouette),
-                    xytext=(0, 8), textcoords="offset points", ha="center", fontsize=8)
+        ax.annotate(
+            f"selected (seed {row.seed})\n{row.silhouette:.4f}",
+            (row.restart, row.silhouette),
+            xytext=(0, 8),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
     low, high = restarts["silhouette"].min(), restarts["silhouette"].max()
     span = max(high - low, 1e-3)
     ax.set_ylim(min(0, low) if low < 0 else low - span, high + span * 0.6)
-    ax.set(xlabel="k-means restart", ylabel="silhouette coefficient", title="k-means restarts: the best silhouette is kept")
+    ax.set(
+        xlabel="k-means restart", ylabel="silhouette coefficient", title="k-means restarts: the best silhouette is kept"
+    )
     save_figure(fig, png, svg)
 
 
@@ -218,11 +238,19 @@ def plot_example(
             if image is not None:
                 ax.imshow(plt.imread(image), extent=(c + 0.05, c + 0.95, top + 0.05, top + 0.85), aspect="auto")
             else:
-                ax.add_patch(Rectangle((c + 0.05, top + 0.05), 0.9, 0.8, color=cluster_colour(int(clusters.get(item, 0)))))
+                ax.add_patch(
+                    Rectangle((c + 0.05, top + 0.05), 0.9, 0.8, color=cluster_colour(int(clusters.get(item, 0))))
+                )
             if hit:
                 ax.add_patch(Rectangle((c + 0.02, top + 0.02), 0.96, 0.86, fill=False, lw=2.5, ec="black"))
-            ax.text(c + 0.5, top + 0.45, f"{ids.get(item, item)}\nartist {artists.get(item, '?')}\ncl {clusters.get(item, '?')}",
-                    ha="center", va="center", fontsize=6)
+            ax.text(
+                c + 0.5,
+                top + 0.45,
+                f"{ids.get(item, item)}\nartist {artists.get(item, '?')}\ncl {clusters.get(item, '?')}",
+                ha="center",
+                va="center",
+                fontsize=6,
+            )
     ax.set_xlim(-0.1, n_cols)
     ax.set_ylim(0, len(rows))
     ax.set_axis_off()
@@ -242,7 +270,9 @@ def example_rows(
     profile = [int(i) for i in case["profile"]][:10]
     rows = [(f"profile ({len(case['profile'])})", profile, [False] * len(profile))]
     for method, sampling, l2 in runs:
-        picks = top[(top["user"] == user) & (top["method"] == method) & (top["sampling"] == sampling) & (top["l2"] == l2)]
+        picks = top[
+            (top["user"] == user) & (top["method"] == method) & (top["sampling"] == sampling) & (top["l2"] == l2)
+        ]
         picks = picks.sort_values("rank")
         rows.append((run_label(method, sampling, l2), picks["item"].tolist(), picks["hit"].astype(bool).tolist()))
     rows.append(("ground truth", truth, [True] * len(truth)))

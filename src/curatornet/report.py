@@ -15,9 +15,10 @@ import json
 import math
 import platform
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,8 @@ PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "matplotlib",
 TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1150px;margin:2em auto;
+  padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #bbb}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#eee}
@@ -247,7 +249,9 @@ def _dataset_section(inputs: ReportInputs) -> str:
             f"scale {synthetic.get('scale', 1.0)}, seed {inputs.config.get('seed')})"
         )
     embeddings = dataset.get("embeddings", "synthetic")
-    emb_text = "made-up embeddings (generator's style model)" if embeddings == "synthetic" else f"embeddings from {embeddings}"
+    emb_text = (
+        "made-up embeddings (generator's style model)" if embeddings == "synthetic" else f"embeddings from {embeddings}"
+    )
     run_stats: dict[str, str] = {}
     if inputs.data_stats is not None and len(inputs.data_stats):
         run_stats = dict(zip(inputs.data_stats["statistic"].astype(str), inputs.data_stats["value"]))
@@ -258,13 +262,19 @@ def _dataset_section(inputs: ReportInputs) -> str:
     for name in names:
         value = run_stats.get(name, "")
         number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-        rows.append({"statistic": name, "this run": value if pd.isna(number) else float(number), "UGallery": UGALLERY_REFERENCE.get(name, "")})
+        rows.append(
+            {
+                "statistic": name,
+                "this run": value if pd.isna(number) else float(number),
+                "UGallery": UGALLERY_REFERENCE.get(name, ""),
+            }
+        )
     table = pd.DataFrame(rows, columns=["statistic", "this run", "UGallery"])
     return (
         f"<p>Source: {esc(source)}; {esc(emb_text)}.</p>"
-        f"<p class=\"note\">UGallery column: {esc(UGALLERY_REFERENCE_SOURCE)} "
-        "The last three rows come from the evaluation protocol (test users, mean ground-truth size, median inventory).</p>"
-        + _table(table, text_columns=("statistic",))
+        f'<p class="note">UGallery column: {esc(UGALLERY_REFERENCE_SOURCE)} '
+        "The last three rows come from the evaluation protocol "
+        "(test users, mean ground-truth size, median inventory).</p>" + _table(table, text_columns=("statistic",))
     )
 
 
@@ -277,8 +287,10 @@ def _ttest_sentences(inputs: ReportInputs) -> str:
         verdict = "significant" if row.p < 0.05 else "not significant"
         direction = "higher" if diff > 0 else "lower"
         parts.append(
-            f"<li><b>{esc(DISPLAY_NAMES.get(row.model, row.model))}</b>: with the sampling guidelines (λ = {esc(l2_g)}) the mean AUC over "
-            f"{int(row.n_users):,} test users is {fmt(row.mean_auc_guidelines)}, with random sampling (λ = {esc(l2_r)}) "
+            f"<li><b>{esc(DISPLAY_NAMES.get(row.model, row.model))}</b>: with the sampling guidelines "
+            f"(λ = {esc(l2_g)}) the mean AUC over "
+            f"{int(row.n_users):,} test users is {fmt(row.mean_auc_guidelines)}, "
+            f"with random sampling (λ = {esc(l2_r)}) "
             f"{fmt(row.mean_auc_random)}: the guidelines are {direction} by {fmt(abs(diff))} "
             f"(95% CI of the difference [{fmt(row.ci_low)}, {fmt(row.ci_high)}]); paired t = {row.t:.3f}, "
             f"p = {fmt_p(row.p)} ({verdict} at the 5% level); Wilcoxon signed-rank p = {fmt_p(row.wilcoxon_p)}.</li>"
@@ -288,10 +300,15 @@ def _ttest_sentences(inputs: ReportInputs) -> str:
     selection = inputs.selection.copy()
     return (
         "<p>λ is chosen on validation accuracy (never on the test users): per model, the guidelines run with the best "
-        "validation pairwise accuracy, compared with the random-sampling run at the same λ when one was trained, otherwise "
-        "with the best random-sampling run.</p><ul>" + "".join(parts) + "</ul>"
-        + "<h3>Numbers: guidelines vs random sampling</h3>" + _table(inputs.sampling_ttest, text_columns=("model", "l2"))
-        + "<h3>Validation accuracy of every run (selected: used above)</h3>" + _table(selection, text_columns=("model", "sampling", "l2"))
+        "validation pairwise accuracy, compared with the random-sampling run at the same λ when one was trained, "
+        "otherwise "
+        "with the best random-sampling run.</p><ul>"
+        + "".join(parts)
+        + "</ul>"
+        + "<h3>Numbers: guidelines vs random sampling</h3>"
+        + _table(inputs.sampling_ttest, text_columns=("model", "l2"))
+        + "<h3>Validation accuracy of every run (selected: used above)</h3>"
+        + _table(selection, text_columns=("model", "sampling", "l2"))
         + "<h3>Every trained run vs VisRank (per-user AUC, model minus VisRank)</h3>"
         + _table(inputs.vs_visrank, text_columns=("model", "sampling", "l2"))
     )
@@ -318,14 +335,14 @@ def _paper_comparison(inputs: ReportInputs) -> str:
     paper_order = sorted(PAPER_AUC, key=PAPER_AUC.get, reverse=True)
     our_order = sorted(ours, key=ours.get, reverse=True)
     rows = pd.DataFrame(
-        {"method": list(PAPER_AUC), "paper AUC": list(PAPER_AUC.values()),
-         "this run (best AUC)": [ours.get(m, math.nan) for m in PAPER_AUC]}
+        {
+            "method": list(PAPER_AUC),
+            "paper AUC": list(PAPER_AUC.values()),
+            "this run (best AUC)": [ours.get(m, math.nan) for m in PAPER_AUC],
+        }
     )
     same = [m for m in paper_order if m in ours] == our_order
-    verdict = (
-        "reproduces the paper's ordering" if same
-        else "does <b>not</b> reproduce the paper's ordering"
-    )
+    verdict = "reproduces the paper's ordering" if same else "does <b>not</b> reproduce the paper's ordering"
     sentences = [
         f"<p>By best AUC this run ranks {esc(' > '.join(our_order))}; the paper ranks "
         f"{esc(' > '.join(paper_order))}. The run {verdict}.</p>"
@@ -339,14 +356,22 @@ def _paper_comparison(inputs: ReportInputs) -> str:
             f"<p>{esc(DISPLAY_NAMES.get(row.model, row.model))}: the paper reports guidelines {fmt(guided)} vs random "
             f"{fmt(random_auc)} (p = {fmt_p(p_value)}); this run {fmt(row.mean_auc_guidelines)} vs "
             f"{fmt(row.mean_auc_random)} (p = {fmt_p(row.p)}), "
-            + ("the same significant improvement." if agrees else "which does <b>not</b> show the paper's significant improvement.")
+            + (
+                "the same significant improvement."
+                if agrees
+                else "which does <b>not</b> show the paper's significant improvement."
+            )
             + "</p>"
         )
     note = (
         "<p>Absolute values are not comparable when the embeddings are generated rather than the real ResNet50 "
         "features: the generated data set fixes the purchase statistics, not how informative the images are.</p>"
     )
-    return "".join(sentences) + _table(rows, text_columns=("method",), fixed_columns=("paper AUC", "this run (best AUC)")) + note
+    return (
+        "".join(sentences)
+        + _table(rows, text_columns=("method",), fixed_columns=("paper AUC", "this run (best AUC)"))
+        + note
+    )
 
 
 def _figure(figure: Figure) -> str:
@@ -361,14 +386,23 @@ def _figure(figure: Figure) -> str:
 def _runtime_section(benchmarks: pd.DataFrame) -> str:
     if benchmarks.empty:
         return "<p>No benchmark files were found.</p>"
-    per_stage = benchmarks.groupby("stage", sort=False).agg(
-        jobs=("job", "size"), seconds=("seconds", "sum"), longest_job_s=("seconds", "max"), max_rss_mb=("max_rss_mb", "max")
-    ).reset_index()
+    per_stage = (
+        benchmarks.groupby("stage", sort=False)
+        .agg(
+            jobs=("job", "size"),
+            seconds=("seconds", "sum"),
+            longest_job_s=("seconds", "max"),
+            max_rss_mb=("max_rss_mb", "max"),
+        )
+        .reset_index()
+    )
     total = benchmarks["seconds"].sum()
     return (
         f"<p>Sum of the benchmarked jobs' wall times: {total:,.1f} s (jobs may have run in parallel).</p>"
         + _table(per_stage, text_columns=("stage",))
-        + "<details><summary>Every job</summary>" + _table(benchmarks, text_columns=("stage", "job")) + "</details>"
+        + "<details><summary>Every job</summary>"
+        + _table(benchmarks, text_columns=("stage", "job"))
+        + "</details>"
     )
 
 
@@ -396,9 +430,16 @@ def build_report(inputs: ReportInputs) -> str:
     figures = "".join(_figure(f) for f in inputs.figures)
     nav = " ".join(
         f'<a href="#{key}">{label}</a>'
-        for key, label in (("data", "Data set"), ("config", "Configuration"), ("table2", "Table 2"), ("paper", "Beside the paper"),
-                           ("tests", "t-tests"),
-                           ("figures", "Figures"), ("runtime", "Run times"), ("software", "Software"))
+        for key, label in (
+            ("data", "Data set"),
+            ("config", "Configuration"),
+            ("table2", "Table 2"),
+            ("paper", "Beside the paper"),
+            ("tests", "t-tests"),
+            ("figures", "Figures"),
+            ("runtime", "Run times"),
+            ("software", "Software"),
+        )
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>CuratorNet reproduction report</title>

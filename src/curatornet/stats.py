@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,10 +23,29 @@ from curatornet.errors import InputError
 log = logging.getLogger(__name__)
 
 SAMPLING_COLUMNS = [
-    "model", "l2", "mean_auc_guidelines", "mean_auc_random", "n_users", "t", "p", "wilcoxon_p", "ci_low", "ci_high",
+    "model",
+    "l2",
+    "mean_auc_guidelines",
+    "mean_auc_random",
+    "n_users",
+    "t",
+    "p",
+    "wilcoxon_p",
+    "ci_low",
+    "ci_high",
 ]
 VISRANK_COLUMNS = [
-    "model", "sampling", "l2", "mean_auc_model", "mean_auc_visrank", "n_users", "t", "p", "wilcoxon_p", "ci_low", "ci_high",
+    "model",
+    "sampling",
+    "l2",
+    "mean_auc_model",
+    "mean_auc_visrank",
+    "n_users",
+    "t",
+    "p",
+    "wilcoxon_p",
+    "ci_low",
+    "ci_high",
 ]
 SELECTION_COLUMNS = ["model", "sampling", "l2", "valid_accuracy", "selected"]
 
@@ -88,7 +107,14 @@ def select_runs(model_dirs: Sequence[str | Path]) -> pd.DataFrame:
     rows = []
     for model_dir in model_dirs:
         key = parse_model_dir(model_dir)
-        rows.append({"model": key["method"], "sampling": key["sampling"], "l2": key["l2"], "valid_accuracy": read_valid_accuracy(model_dir)})
+        rows.append(
+            {
+                "model": key["method"],
+                "sampling": key["sampling"],
+                "l2": key["l2"],
+                "valid_accuracy": read_valid_accuracy(model_dir),
+            }
+        )
     table = pd.DataFrame(rows, columns=SELECTION_COLUMNS[:-1])
     table["selected"] = False
     for model in table["model"].unique():
@@ -129,7 +155,9 @@ def sampling_ttests(per_user: pd.DataFrame, selection: pd.DataFrame) -> pd.DataF
             continue
         g_l2 = chosen.loc[chosen["sampling"] == "guidelines", "l2"].iloc[0]
         r_l2 = chosen.loc[chosen["sampling"] == "random", "l2"].iloc[0]
-        result = _compare(_auc_by_user(per_user, model, "guidelines", g_l2), _auc_by_user(per_user, model, "random", r_l2))
+        result = _compare(
+            _auc_by_user(per_user, model, "guidelines", g_l2), _auc_by_user(per_user, model, "random", r_l2)
+        )
         rows.append(
             {
                 "model": model,

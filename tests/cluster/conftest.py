@@ -37,9 +37,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _script(name: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", str(HERE / name)], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(["bash", str(HERE / name)], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _cannot_start(reason: str):
@@ -77,9 +75,7 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
             "PYTHONHASHSEED": "0",
         }
         start_seconds = time.monotonic() - started
-        sinfo = subprocess.run(
-            ["sinfo", "-h", "-o", "%c"], env=cluster_env, capture_output=True, text=True, timeout=30
-        )
+        sinfo = subprocess.run(["sinfo", "-h", "-o", "%c"], env=cluster_env, capture_output=True, text=True, timeout=30)
         cluster = SlurmCluster(
             scratch=scratch,
             env=cluster_env,

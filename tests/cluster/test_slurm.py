@@ -82,7 +82,9 @@ def test_start_is_idempotent(slurm_cluster: SlurmCluster):
     )
     assert again.returncode == 0, again.stderr
     assert "reusing the running cluster" in again.stderr
-    sinfo = subprocess.run(["sinfo", "-h", "-o", "%T"], env=slurm_cluster.env, capture_output=True, text=True, timeout=30)
+    sinfo = subprocess.run(
+        ["sinfo", "-h", "-o", "%T"], env=slurm_cluster.env, capture_output=True, text=True, timeout=30
+    )
     assert sinfo.stdout.split() in (["idle"], ["mixed"], ["allocated"]), sinfo.stdout + sinfo.stderr
 
 

@@ -9,21 +9,21 @@ rule clusters:
     output:
         restarts="results/clusters/restarts.parquet",
         cluster_items="results/clusters/items.parquet",
+    log:
+        "logs/clusters/clusters.log",
+    benchmark:
+        "benchmarks/results/clusters/clusters.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 4
+    resources:
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(30),
     params:
         k=config["clusters"]["k"],
         pca_dim=config["clusters"]["pca_dim"],
         restarts=config["clusters"]["restarts"],
         seed=config["clusters"]["seed"],
         map_method=config["clusters"]["map_method"],
-    log:
-        "logs/clusters/clusters.log",
-    benchmark:
-        "benchmarks/results/clusters/clusters.tsv"
-    threads: 4
-    resources:
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(30),
-    conda:
-        "../../envs/curatornet.yaml"
     script:
         "../scripts/clusters.py"

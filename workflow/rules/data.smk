@@ -10,19 +10,19 @@ rule generate_data:
         inventory="results/raw/ugallery_inventory.csv",
         purchases="results/raw/ugallery_purchases.csv",
         embeddings="results/raw/resnet50_embeddings.npy",
-    params:
-        synthetic=config["dataset"]["synthetic"],
-        seed=config["seed"],
     log:
         "logs/data/generate_data.log",
     benchmark:
         "benchmarks/results/data/generate_data.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(int(1500 + 1500 * DATA_SCALE)),
         runtime=per_attempt(int(10 + 5 * DATA_SCALE)),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        synthetic=config["dataset"]["synthetic"],
+        seed=config["seed"],
     script:
         "../scripts/generate_data.py"
 
@@ -37,18 +37,18 @@ rule prepare_data:
         embedding_table="results/data/embeddings.parquet",
         purchase_table="results/data/purchases.parquet",
         stats="results/data/stats.csv",
-    params:
-        dataset=config["dataset"],
-        seed=config["seed"],
     log:
         "logs/data/prepare_data.log",
     benchmark:
         "benchmarks/results/data/prepare_data.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(int(2000 + 2000 * DATA_SCALE)),
         runtime=per_attempt(int(10 + 5 * DATA_SCALE)),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        dataset=config["dataset"],
+        seed=config["seed"],
     script:
         "../scripts/prepare_data.py"

@@ -20,19 +20,19 @@ rule evaluate:
         curves="results/evaluation/curves.parquet",
         cases="results/evaluation/cases.parquet",
         top="results/evaluation/top10.parquet",
-    params:
-        evaluation=config["evaluation"],
-        model_dirs=model_dirs(),
     log:
         "logs/evaluation/evaluate.log",
     benchmark:
         "benchmarks/results/evaluation/evaluate.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 2
     resources:
         mem_mb=per_attempt(4000),
         runtime=per_attempt(30),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        evaluation=config["evaluation"],
+        model_dirs=model_dirs(),
     script:
         "../scripts/evaluate.py"
 
@@ -56,15 +56,15 @@ rule stats:
             labels={"table": "runs vs VisRank"},
         ),
         selection="results/stats/selection.csv",
-    params:
-        model_dirs=model_dirs(),
     log:
         "logs/evaluation/stats.log",
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(1000),
         runtime=per_attempt(10),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        model_dirs=model_dirs(),
     script:
         "../scripts/stats.py"

@@ -24,18 +24,18 @@ rule plot_clusters:
             labels={"figure": FIGURES["clusters"]},
         ),
         svg="results/plots/clusters.svg",
-    params:
-        figure="clusters",
     log:
         "logs/report/plot_clusters.log",
     benchmark:
         "benchmarks/results/report/plot_clusters.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(2000),
         runtime=per_attempt(10),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        figure="clusters",
     script:
         "../scripts/plots.py"
 
@@ -51,16 +51,16 @@ rule plot_restarts:
             labels={"figure": FIGURES["restarts"]},
         ),
         svg="results/plots/restarts.svg",
-    params:
-        figure="restarts",
     log:
         "logs/report/plot_restarts.log",
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(1000),
         runtime=per_attempt(5),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        figure="restarts",
     script:
         "../scripts/plots.py"
 
@@ -77,16 +77,16 @@ rule plot_sampling_auc:
             labels={"figure": FIGURES["sampling_auc"]},
         ),
         svg="results/plots/sampling_auc.svg",
-    params:
-        figure="sampling_auc",
     log:
         "logs/report/plot_sampling_auc.log",
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(1000),
         runtime=per_attempt(5),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        figure="sampling_auc",
     script:
         "../scripts/plots.py"
 
@@ -102,17 +102,17 @@ rule plot_learning_curves:
             labels={"figure": FIGURES["learning_curves"]},
         ),
         svg="results/plots/learning_curves.svg",
-    params:
-        figure="learning_curves",
-        model_dirs=model_dirs(),
     log:
         "logs/report/plot_learning_curves.log",
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(1000),
         runtime=per_attempt(5),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        figure="learning_curves",
+        model_dirs=model_dirs(),
     script:
         "../scripts/plots.py"
 
@@ -128,17 +128,17 @@ rule plot_topk_curves:
             labels={"figure": FIGURES["topk_curves"]},
         ),
         svg="results/plots/topk_curves.svg",
-    params:
-        figure="topk_curves",
-        curve_max_k=config["evaluation"]["curve_max_k"],
     log:
         "logs/report/plot_topk_curves.log",
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(1000),
         runtime=per_attempt(5),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        figure="topk_curves",
+        curve_max_k=config["evaluation"]["curve_max_k"],
     script:
         "../scripts/plots.py"
 
@@ -158,18 +158,18 @@ rule plot_example:
             labels={"figure": FIGURES["example"]},
         ),
         svg="results/plots/example.svg",
-    params:
-        figure="example",
-        report=config["report"],
-        seed=config["seed"],
     log:
         "logs/report/plot_example.log",
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(1000),
         runtime=per_attempt(5),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        figure="example",
+        report=config["report"],
+        seed=config["seed"],
     script:
         "../scripts/plots.py"
 
@@ -187,17 +187,17 @@ rule report:
         captions=expand("workflow/report/{name}.rst", name=list(FIGURES)),
     output:
         "results/report/report.html",
-    params:
-        config=config,
-        figures=FIGURES,
-        benchmarks="benchmarks/results",
     log:
         "logs/report/report.log",
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(1000),
         runtime=per_attempt(5),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        config=config,
+        figures=FIGURES,
+        benchmarks="benchmarks/results",
     script:
         "../scripts/report.py"

@@ -31,15 +31,13 @@ rule train:
         "logs/training/{model}_{sampling}_l2_{l2}.log",
     benchmark:
         "benchmarks/results/training/{model}_{sampling}_l2_{l2}.tsv"
-    params:
-        settings=lambda wildcards: job_settings(
-            config, wildcards.model, wildcards.sampling, float(wildcards.l2)
-        ),
+    conda:
+        "../../envs/curatornet.yaml"
     threads: config["training"]["threads"]
     resources:
         **TRAINING_RESOURCES,
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        settings=lambda wildcards: job_settings(config, wildcards.model, wildcards.sampling, float(wildcards.l2)),
     script:
         "../scripts/train.py"
 

@@ -6,7 +6,6 @@
 
 from curatornet.sampling import plan as triplet_plan
 
-
 for _shard in SHARDS:
 
     rule:
@@ -16,18 +15,18 @@ for _shard in SHARDS:
             **triplet_plan.shard_inputs(_shard),
         output:
             f"results/triplets/shards/{_shard}.parquet",
-        params:
-            **triplet_plan.shard_params(config, _shard),
         log:
             f"logs/triplets/sample_{_shard}.log",
         benchmark:
             f"benchmarks/results/triplets/sample_{_shard}.tsv"
+        conda:
+            "../../envs/curatornet.yaml"
         threads: 1
         resources:
             mem_mb=per_attempt(triplet_plan.shard_mem_mb(config, _shard)),
             runtime=per_attempt(30),
-        conda:
-            "../../envs/curatornet.yaml"
+        params:
+            **triplet_plan.shard_params(config, _shard),
         script:
             "../scripts/sample_triplets.py"
 
@@ -42,17 +41,17 @@ rule dedup_triplets:
         random_train="results/triplets/random/train.parquet",
         random_valid="results/triplets/random/valid.parquet",
         report="results/triplets/dedup.csv",
-    params:
-        guidelines=list(GUIDELINES),
     log:
         "logs/triplets/dedup_triplets.log",
     benchmark:
         "benchmarks/results/triplets/dedup_triplets.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
     threads: 1
     resources:
         mem_mb=per_attempt(triplet_plan.dedup_mem_mb(config)),
         runtime=per_attempt(30),
-    conda:
-        "../../envs/curatornet.yaml"
+    params:
+        guidelines=list(GUIDELINES),
     script:
         "../scripts/dedup_triplets.py"

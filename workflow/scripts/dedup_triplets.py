@@ -12,7 +12,10 @@ inputs, outputs = snakemake.input, snakemake.output  # noqa: F821
 reports = []
 # Guidelines and random are merged one after the other to hold only one set in memory.
 guidelines = list(snakemake.params.guidelines)  # noqa: F821 (the order of inputs.guidelines)
-for kind, names, paths in (("guidelines", guidelines, list(inputs.guidelines)), ("random", [RANDOM_SHARD], [inputs.random])):
+for kind, names, paths in (
+    ("guidelines", guidelines, list(inputs.guidelines)),
+    ("random", [RANDOM_SHARD], [inputs.random]),
+):
     shards = {name: read_table(path) for name, path in zip(names, paths)}
     merged, report = merge_shards(shards, sources=dict(zip(names, paths)))
     del shards

@@ -44,8 +44,15 @@ elif figure == "example":
     user = plots.pick_example_user(cases, sm.params.report.get("example_user"), sm.params.seed)
     user_id = cases.loc[cases["user"] == user, "user_id"].iloc[0]
     rows = plots.example_rows(cases, top, user, runs)
-    plots.plot_example(rows, items, clusters, png, svg, title=f"Test user {user_id}: profile, top 10 per method, ground truth (black frame: a hit)",
-                       images=sm.params.report.get("images"))
+    plots.plot_example(
+        rows,
+        items,
+        clusters,
+        png,
+        svg,
+        title=f"Test user {user_id}: profile, top 10 per method, ground truth (black frame: a hit)",
+        images=sm.params.report.get("images"),
+    )
     log.info("example user %s, runs %s", user_id, runs)
 else:
     raise ValueError(f"unknown figure {figure!r}")

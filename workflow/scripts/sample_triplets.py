@@ -1,8 +1,7 @@
 """Snakemake adapter of the rules `sample_<shard>`: one shard of triples."""
 
 from curatornet.artifacts import TRIPLETS_SCHEMA
-from curatornet.io import read_table
-from curatornet.io import write_parquet
+from curatornet.io import read_table, write_parquet
 from curatornet.logs import setup_logging
 from curatornet.sampling import SamplingData, sample_shard
 

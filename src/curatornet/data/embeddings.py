@@ -16,9 +16,9 @@ The release format is a NumPy object array of shape (N, 2) whose rows are
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,14 +59,18 @@ def item_latents(
     model: StyleModel,
 ) -> np.ndarray:
     """Latent vector per item: style centre + artist offset + item offset."""
-    artist_latent = centres[artist_style] + rng.normal(0.0, model.artist_spread, size=(len(artist_style), model.latent_dim))
+    artist_latent = centres[artist_style] + rng.normal(
+        0.0, model.artist_spread, size=(len(artist_style), model.latent_dim)
+    )
     return artist_latent[item_artist] + rng.normal(0.0, model.item_spread, size=(len(item_artist), model.latent_dim))
 
 
 def render_features(latents: np.ndarray, dim: int, rng: np.random.Generator, model: StyleModel) -> np.ndarray:
     """Lift latent vectors to ``dim`` non-negative channels shaped like pooled CNN features."""
     n_rows = latents.shape[0]
-    projection = (rng.standard_normal((model.latent_dim, dim)) * (model.gain / np.sqrt(model.latent_dim))).astype(np.float32)
+    projection = (rng.standard_normal((model.latent_dim, dim)) * (model.gain / np.sqrt(model.latent_dim))).astype(
+        np.float32
+    )
     channel_bias = (model.offset + rng.normal(0.0, model.channel_bias_sd, size=dim)).astype(np.float32)
     features = np.empty((n_rows, dim), dtype=np.float32)
     for start in range(0, n_rows, RENDER_CHUNK_ROWS):
@@ -103,7 +107,9 @@ def synthetic_embeddings(
     if n_styles is None:
         # About 18 artists per style, as in the generator's default preset.
         n_styles = int(np.clip(round(n_artists / 18), 2, 100))
-    style_rng, latent_rng, render_rng = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0xE3B]).spawn(3))
+    style_rng, latent_rng, render_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0xE3B]).spawn(3)
+    )
     centres = style_centres(n_styles, style_rng, model)
     artist_style = style_rng.integers(0, n_styles, size=n_artists)
     latents = item_latents(codes, artist_style, centres, latent_rng, model)
@@ -144,7 +150,9 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
     if wrong.size:
         first = wrong[0]
         raise InputError(
-            path, f"embedding of item {ids[first]}", int(lengths[first]),
+            path,
+            f"embedding of item {ids[first]}",
+            int(lengths[first]),
             f"vector length differs from {dim} ({wrong.size} rows affected)",
         )
     matrix = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in rows[:, 1]])
@@ -152,7 +160,12 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
     if bad.size:
         first = bad[0]
         offending = matrix[first][~np.isfinite(matrix[first])][0]
-        raise InputError(path, f"embedding of item {ids[first]}", float(offending), f"vector holds NaN or inf ({bad.size} rows affected)")
+        raise InputError(
+            path,
+            f"embedding of item {ids[first]}",
+            float(offending),
+            f"vector holds NaN or inf ({bad.size} rows affected)",
+        )
     duplicated = pd.Index(ids).duplicated()
     if duplicated.any():
         raise InputError(path, "item_id", ids[np.flatnonzero(duplicated)[0]], "item id appears more than once")
@@ -160,7 +173,9 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
     return ids, matrix
 
 
-def align_embeddings(item_ids: Sequence[str], embedding_ids: np.ndarray, matrix: np.ndarray, source: str | Path) -> np.ndarray:
+def align_embeddings(
+    item_ids: Sequence[str], embedding_ids: np.ndarray, matrix: np.ndarray, source: str | Path
+) -> np.ndarray:
     """Rows of ``matrix`` in the order of ``item_ids``; every item needs an embedding.
 
     Embeddings of items outside the inventory are dropped (the public release
@@ -170,7 +185,9 @@ def align_embeddings(item_ids: Sequence[str], embedding_ids: np.ndarray, matrix:
     position = pd.Index(embedding_ids).get_indexer(pd.Index(item_ids))
     missing = np.flatnonzero(position < 0)
     if missing.size:
-        raise InputError(source, "item_id", item_ids[missing[0]], f"item has no embedding ({missing.size} items without one)")
+        raise InputError(
+            source, "item_id", item_ids[missing[0]], f"item has no embedding ({missing.size} items without one)"
+        )
     extra = len(embedding_ids) - len(item_ids)
     if extra > 0:
         log.info("ignored %d embeddings of items outside the inventory", extra)

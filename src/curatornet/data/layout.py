@@ -6,9 +6,10 @@ inputs of its rules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from curatornet.errors import InputError
 
@@ -45,7 +46,12 @@ def find_layout(folder: str | Path) -> Layout:
     purchases = next((folder / n for n in PUBLIC_PURCHASES if (folder / n).exists()), None)
     if inventory is None and purchases is None:
         expected = [RESEARCH_SALES, RESEARCH_ARTWORKS, *PUBLIC_INVENTORIES, *PUBLIC_PURCHASES]
-        raise InputError(folder, None, sorted(p.name for p in folder.iterdir()), f"no UGallery files found; expected some of {expected}")
+        raise InputError(
+            folder,
+            None,
+            sorted(p.name for p in folder.iterdir()),
+            f"no UGallery files found; expected some of {expected}",
+        )
     # A half-present public layout names the missing file, so the error is specific.
     return Layout("public", inventory or folder / PUBLIC_INVENTORIES[0], purchases or folder / PUBLIC_PURCHASES[0])
 

@@ -7,9 +7,10 @@ written atomically, so a bad input leaves no output behind.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,9 @@ def canonical_purchases(raw_purchases: pd.DataFrame, items: pd.DataFrame) -> pd.
     return frame[PURCHASES_SCHEMA.names]
 
 
-def load_embeddings(dataset: Mapping[str, Any], items: pd.DataFrame, seed: int, raw_dir: str | Path = RAW_DIR) -> np.ndarray:
+def load_embeddings(
+    dataset: Mapping[str, Any], items: pd.DataFrame, seed: int, raw_dir: str | Path = RAW_DIR
+) -> np.ndarray:
     """Embeddings in item order: read from the configured/generated .npy, or made up for real items."""
     path = embeddings_file(dataset, raw_dir)
     if path is None:
@@ -81,7 +84,11 @@ def build_canonical(raw: RawDataset, embeddings_for_items, seed: int | None = No
     stats = dataset_statistics(items, purchases)
     log.info(
         "canonical data: %d items, %d users, %d purchase rows, %d baskets, %d test users",
-        len(items), stats["users"], stats["purchase_rows"], stats["baskets"], stats["users_with_test_basket"],
+        len(items),
+        stats["users"],
+        stats["purchase_rows"],
+        stats["baskets"],
+        stats["users_with_test_basket"],
     )
     return CanonicalData(items=items, embeddings=embeddings, purchases=purchases, stats=stats)
 

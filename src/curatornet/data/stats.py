@@ -92,7 +92,9 @@ def dataset_statistics(items: pd.DataFrame, purchases: pd.DataFrame) -> dict[str
     stats["first_upload"] = uploads.min().date().isoformat() if uploads.notna().any() else ""
     stats["last_upload"] = uploads.max().date().isoformat() if uploads.notna().any() else ""
 
-    basket_times = purchases[["user", "basket", "time"]].drop_duplicates(["user", "basket"]).sort_values(["user", "basket"])
+    basket_times = (
+        purchases[["user", "basket", "time"]].drop_duplicates(["user", "basket"]).sort_values(["user", "basket"])
+    )
     gaps = basket_times.groupby("user")["time"].diff().dropna().dt.total_seconds() / SECONDS_PER_DAY
     stats["median_basket_gap_days"] = float(gaps.median()) if len(gaps) else float("nan")
     lag = (times.to_numpy() - uploads.to_numpy()[purchases["item"].to_numpy()]) / np.timedelta64(1, "s")
@@ -108,4 +110,6 @@ def dataset_statistics(items: pd.DataFrame, purchases: pd.DataFrame) -> dict[str
 
 def statistics_frame(stats: dict[str, float | str]) -> pd.DataFrame:
     """The statistics as a two-column table (``statistic``, ``value``) for stats.csv."""
-    return pd.DataFrame({"statistic": list(stats), "value": [str(v) if isinstance(v, str) else repr(float(v)) for v in stats.values()]})
+    return pd.DataFrame(
+        {"statistic": list(stats), "value": [str(v) if isinstance(v, str) else repr(float(v)) for v in stats.values()]}
+    )

@@ -117,13 +117,20 @@ class GeneratorParameters:
 PRESETS: dict[str, GeneratorParameters] = {
     "default": GeneratorParameters(),
     "tiny": GeneratorParameters(
-        n_items=400, n_artists=40, n_users=160, n_styles=8, max_baskets_per_user=25,
-        max_basket_size=8, focus_weights=(0.6, 0.25, 0.15),
+        n_items=400,
+        n_artists=40,
+        n_users=160,
+        n_styles=8,
+        max_baskets_per_user=25,
+        max_basket_size=8,
+        focus_weights=(0.6, 0.25, 0.15),
     ),
 }
 
 
-def parameters_for(preset: str = "default", scale: float = 1.0, embedding_dim: int = 2048, **overrides) -> GeneratorParameters:
+def parameters_for(
+    preset: str = "default", scale: float = 1.0, embedding_dim: int = 2048, **overrides
+) -> GeneratorParameters:
     """A preset with users, items and artists multiplied by ``scale`` (styles stay fixed)."""
     base = PRESETS[preset]
     return dataclasses.replace(
@@ -161,7 +168,9 @@ def stratified_uniform(rng: np.random.Generator, size: int) -> np.ndarray:
     return (rng.permutation(size) + 0.5) / max(size, 1)
 
 
-def truncated_power_law(rng: np.random.Generator, exponent: float, maximum: int, size: int, shift: float = 0.0) -> np.ndarray:
+def truncated_power_law(
+    rng: np.random.Generator, exponent: float, maximum: int, size: int, shift: float = 0.0
+) -> np.ndarray:
     """Integers 1..maximum with P(k) proportional to (k + shift)**-exponent (stratified draw)."""
     support = np.arange(1, maximum + 1)
     weights = (support + shift) ** -exponent
@@ -200,7 +209,9 @@ def group_positions(group_sizes: np.ndarray) -> np.ndarray:
     return np.arange(group_sizes.sum()) - starts
 
 
-def draw_within_groups(rng: np.random.Generator, group_of_member: np.ndarray, member_weight: np.ndarray, wanted_group: np.ndarray) -> np.ndarray:
+def draw_within_groups(
+    rng: np.random.Generator, group_of_member: np.ndarray, member_weight: np.ndarray, wanted_group: np.ndarray
+) -> np.ndarray:
     """For each entry of ``wanted_group``, one member of that group, drawn by weight."""
     order = np.argsort(group_of_member, kind="stable")
     cumulative = np.cumsum(member_weight[order])
@@ -237,7 +248,9 @@ def make_catalogue(params: GeneratorParameters, rng: np.random.Generator) -> Cat
     # A share of artists sell a single work; the others have 1 + a log-normal number (at least 1) more.
     single = stratified_uniform(rng, params.n_artists) < params.single_item_artist_share
     sizes_raw = np.ones(params.n_artists)
-    sizes_raw[~single] = 1.0 + np.maximum(1.0, stratified_lognormal(rng, params.artist_size_median, params.artist_size_sigma, int((~single).sum())))
+    sizes_raw[~single] = 1.0 + np.maximum(
+        1.0, stratified_lognormal(rng, params.artist_size_median, params.artist_size_sigma, int((~single).sum()))
+    )
     if params.n_items >= params.n_artists:
         # Rescale the works beyond the first so the total is exact; single-item artists stay single.
         sizes = apportion(sizes_raw - 1.0, params.n_items)
@@ -303,7 +316,11 @@ def make_baskets(params: GeneratorParameters, catalogue: Catalogue, rng: np.rand
     baskets_per_user = np.ones(n_users, dtype=np.int64)
     returning = stratified_uniform(rng, n_users) >= params.single_basket_share
     baskets_per_user[returning] = 1 + truncated_power_law(
-        rng, params.baskets_per_user_exponent, max(params.max_baskets_per_user - 1, 1), int(returning.sum()), params.baskets_per_user_shift
+        rng,
+        params.baskets_per_user_exponent,
+        max(params.max_baskets_per_user - 1, 1),
+        int(returning.sum()),
+        params.baskets_per_user_shift,
     )
     n_baskets = int(baskets_per_user.sum())
     user = np.repeat(np.arange(n_users), baskets_per_user)
@@ -320,8 +337,13 @@ def make_baskets(params: GeneratorParameters, catalogue: Catalogue, rng: np.rand
 
     # Favourite artists: drawn among the artists of the user's tastes, prolific ones more often.
     artist_sizes = np.bincount(catalogue.artist, minlength=catalogue.artist_style.size).astype(float)
-    wanted_style = tastes[np.repeat(np.arange(n_users), params.favourite_artists), rng.integers(0, n_tastes, n_users * params.favourite_artists)]
-    favourites = draw_within_groups(rng, catalogue.artist_style, np.sqrt(artist_sizes), wanted_style).reshape(n_users, -1)
+    wanted_style = tastes[
+        np.repeat(np.arange(n_users), params.favourite_artists),
+        rng.integers(0, n_tastes, n_users * params.favourite_artists),
+    ]
+    favourites = draw_within_groups(rng, catalogue.artist_style, np.sqrt(artist_sizes), wanted_style).reshape(
+        n_users, -1
+    )
 
     # Times: log-normal gaps; a user whose gaps overrun the sales window is compressed into it.
     window_days = (to_ms(params.sales_end) - to_ms(params.sales_start)) / MS_PER_DAY
@@ -345,7 +367,9 @@ def make_baskets(params: GeneratorParameters, catalogue: Catalogue, rng: np.rand
 # --------------------------------------------------------------------------- purchases
 
 
-def simulate_purchases(params: GeneratorParameters, catalogue: Catalogue, baskets: Baskets, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def simulate_purchases(
+    params: GeneratorParameters, catalogue: Catalogue, baskets: Baskets, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Item per purchase slot (-1 where nothing was available) and the basket of each slot."""
     order = np.argsort(baskets.time_ms, kind="stable")
     slot_basket = np.repeat(order, baskets.size[order])
@@ -369,7 +393,20 @@ def simulate_purchases(params: GeneratorParameters, catalogue: Catalogue, basket
             candidates = uploaded[~sold[uploaded]]
             if candidates.size == 0:
                 continue
-            logits = slot_log_weights(params, catalogue, baskets, rows, candidates, slot_time, slot_user, slot_basket, slot_wants_original, chosen, basket_first_slot, slot_round)
+            logits = slot_log_weights(
+                params,
+                catalogue,
+                baskets,
+                rows,
+                candidates,
+                slot_time,
+                slot_user,
+                slot_basket,
+                slot_wants_original,
+                chosen,
+                basket_first_slot,
+                slot_round,
+            )
             chosen[rows] = draw_without_conflicts(rng, logits, candidates, catalogue.original, slot_time[rows])
             picked = chosen[rows]
             sold[picked[(picked >= 0) & catalogue.original[np.maximum(picked, 0)]]] = True
@@ -377,12 +414,27 @@ def simulate_purchases(params: GeneratorParameters, catalogue: Catalogue, basket
     return chosen, basket_of_slot
 
 
-def slot_log_weights(params, catalogue, baskets, rows, candidates, slot_time, slot_user, slot_basket, slot_wants_original, chosen, basket_first_slot, slot_round) -> np.ndarray:
+def slot_log_weights(
+    params,
+    catalogue,
+    baskets,
+    rows,
+    candidates,
+    slot_time,
+    slot_user,
+    slot_basket,
+    slot_wants_original,
+    chosen,
+    basket_first_slot,
+    slot_round,
+) -> np.ndarray:
     """Log-weights (slots x candidate items) of the choice model (see the module docstring)."""
     users = slot_user[rows]
     style = catalogue.style[candidates]
     artist = catalogue.artist[candidates]
-    age_days = (slot_time[rows, None] - catalogue.upload_ms[None, candidates]).astype(np.float32) / np.float32(MS_PER_DAY)
+    age_days = (slot_time[rows, None] - catalogue.upload_ms[None, candidates]).astype(np.float32) / np.float32(
+        MS_PER_DAY
+    )
     logits = np.log1p(np.maximum(age_days, 0.0) / np.float32(params.recency_days))
     logits *= np.float32(-params.recency_weight)
     logits += catalogue.appeal[candidates].astype(np.float32)[None, :]
@@ -417,7 +469,9 @@ def slot_log_weights(params, catalogue, baskets, rows, candidates, slot_time, sl
     return logits
 
 
-def draw_without_conflicts(rng, logits: np.ndarray, candidates: np.ndarray, original: np.ndarray, times: np.ndarray) -> np.ndarray:
+def draw_without_conflicts(
+    rng, logits: np.ndarray, candidates: np.ndarray, original: np.ndarray, times: np.ndarray
+) -> np.ndarray:
     """Gumbel-max draw per row; a one-of-a-kind item drawn twice goes to the earlier slot.
 
     The losers draw again with the same noise minus the lost item, which by the
@@ -481,7 +535,11 @@ def generate(params: GeneratorParameters, seed: int) -> SyntheticDataset:
     ).sort_values(["time", "user_id", "item_id"], kind="stable", ignore_index=True)
     log.info(
         "generated %d items by %d artists, %d purchase rows by %d users in %.2f s",
-        len(items), artist_ids.size, len(purchases), purchases["user_id"].nunique(), time.perf_counter() - began,
+        len(items),
+        artist_ids.size,
+        len(purchases),
+        purchases["user_id"].nunique(),
+        time.perf_counter() - began,
     )
     return SyntheticDataset(items, purchases, embeddings, catalogue.style, baskets.tastes)
 
@@ -511,7 +569,13 @@ def public_release_frames(data: SyntheticDataset) -> tuple[pd.DataFrame, pd.Data
     return inventory, purchases
 
 
-def write_public_release(data: SyntheticDataset, inventory_path=None, purchases_path=None, embeddings_path=None, folder: str | Path | None = None) -> None:
+def write_public_release(
+    data: SyntheticDataset,
+    inventory_path=None,
+    purchases_path=None,
+    embeddings_path=None,
+    folder: str | Path | None = None,
+) -> None:
     """Write the three release files (each atomically); ``folder`` gives the default names."""
     if folder is not None:
         folder = Path(folder)

@@ -170,7 +170,9 @@ def load_public_purchases(path: Path) -> pd.DataFrame:
         users = require_values(frame, "user_id_hash", path)
         times = parse_timestamps(frame["purchase_timestamp"], path, "purchase_timestamp", allow_missing=False)
         rows = ids.index.to_numpy()
-        return pd.DataFrame({"user_id": users.to_numpy()[rows], "item_id": ids.to_numpy(), "time": times.to_numpy()[rows]})
+        return pd.DataFrame(
+            {"user_id": users.to_numpy()[rows], "item_id": ids.to_numpy(), "time": times.to_numpy()[rows]}
+        )
     frame = read_csv_checked(path, ["user_id_hash", "purchase_timestamp", "artwork_id_hash"])
     return pd.DataFrame(
         {
@@ -185,13 +187,20 @@ def check_consistency(items: pd.DataFrame, purchases: pd.DataFrame, layout: Layo
     """Unique item ids, some purchases, and only purchases of known items."""
     duplicated = items["item_id"].duplicated()
     if duplicated.any():
-        raise InputError(layout.inventory, "item id", items["item_id"][duplicated].iloc[0], f"item id appears more than once ({int(duplicated.sum())} repeats)")
+        raise InputError(
+            layout.inventory,
+            "item id",
+            items["item_id"][duplicated].iloc[0],
+            f"item id appears more than once ({int(duplicated.sum())} repeats)",
+        )
     if purchases.empty:
         raise InputError(layout.purchases, None, 0, "no purchases in the file")
     unknown = ~purchases["item_id"].isin(items["item_id"])
     if unknown.any():
         raise InputError(
-            layout.purchases, "item id", purchases["item_id"][unknown].iloc[0],
+            layout.purchases,
+            "item id",
+            purchases["item_id"][unknown].iloc[0],
             f"purchase of an item not in the inventory {layout.inventory.name} ({int(unknown.sum())} rows)",
         )
 
@@ -219,6 +228,10 @@ def load_ugallery(folder: str | Path) -> RawDataset:
         log.warning("%d purchases happen before their item's upload in %s", early, layout.purchases)
     log.info(
         "loaded %s layout from %s: %d items, %d purchase rows, %d users",
-        layout.kind, folder, len(items), len(purchases), purchases["user_id"].nunique(),
+        layout.kind,
+        folder,
+        len(items),
+        len(purchases),
+        purchases["user_id"].nunique(),
     )
     return RawDataset(items=items.reset_index(drop=True), purchases=purchases.reset_index(drop=True), layout=layout)

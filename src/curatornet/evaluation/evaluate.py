@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,11 @@ class EvaluationResult:
 
 
 def _key(run: Mapping[str, Any]) -> dict[str, str]:
-    return {"method": str(run["method"]), "sampling": str(run.get("sampling", "") or ""), "l2": str(run.get("l2", "") or "")}
+    return {
+        "method": str(run["method"]),
+        "sampling": str(run.get("sampling", "") or ""),
+        "l2": str(run.get("l2", "") or ""),
+    }
 
 
 def _label(key: Mapping[str, str]) -> str:
@@ -235,7 +240,9 @@ def run_evaluation(
 ) -> tuple[EvaluationResult, pd.DataFrame, TestCases]:
     """The whole evaluation stage: test cases, all methods, Table 2."""
     if len(embeddings) != len(items):
-        raise InputError("embeddings.parquet", "item", len(embeddings), f"{len(items)} items but {len(embeddings)} embeddings")
+        raise InputError(
+            "embeddings.parquet", "item", len(embeddings), f"{len(items)} items but {len(embeddings)} embeddings"
+        )
     cases = build_test_cases(items, purchases)
     if len(cases) == 0:
         raise InputError("purchases.parquet", "split", "test", "no test user has a ground-truth item in the inventory")

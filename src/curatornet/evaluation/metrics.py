@@ -44,7 +44,9 @@ def auc(scores: np.ndarray, candidates: np.ndarray, truth: np.ndarray, block: in
         r, c = rows[start : start + step], cols[start : start + step]
         row_values, mine = values[r], values[r, c][:, None]
         others = negatives[r]
-        wins[start : start + step] = (others & (row_values < mine)).sum(axis=1) + 0.5 * (others & (row_values == mine)).sum(axis=1)
+        wins[start : start + step] = (others & (row_values < mine)).sum(axis=1) + 0.5 * (
+            others & (row_values == mine)
+        ).sum(axis=1)
     total = np.bincount(rows, weights=wins, minlength=len(values))
     with np.errstate(invalid="ignore", divide="ignore"):
         result = total / (n_truth * n_negative)

@@ -145,7 +145,9 @@ def build_test_cases(
     test_time = {}
     for user, moment in zip(users[is_test], when[is_test]):
         if test_time.setdefault(user, moment) != moment:
-            raise InputError(purchases_source, "time", int(user), "a user's test rows must form one basket (one timestamp)")
+            raise InputError(
+                purchases_source, "time", int(user), "a user's test rows must form one basket (one timestamp)"
+            )
 
     frame = pd.DataFrame({"user": users, "item": bought, "time": when, "test": is_test})
     frame = frame[frame["user"].isin(test_users)].sort_values(["user", "time", "item"], kind="stable")
@@ -176,7 +178,8 @@ def build_test_cases(
         dropped_users=np.asarray(dropped, dtype=np.int32),
     )
     log.info(
-        "test users: %d kept, %d dropped (no test-basket item in the inventory); mean truth %.4f; median inventory %.0f",
+        "test users: %d kept, %d dropped (no test-basket item in the inventory); "
+        "mean truth %.4f; median inventory %.0f",
         len(cases),
         len(dropped),
         float(np.mean([len(t) for t in truths])) if truths else float("nan"),

@@ -14,8 +14,8 @@ is no padding slot at all: pooling sees real profile items only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -49,8 +49,12 @@ class CuratorNet(keras.Model):
     ):
         super().__init__(**kwargs)
         if not tower_units or not head_units or tower_units[-1] != head_units[-1]:
-            raise InputError(None, "head_units", (list(tower_units), list(head_units)),
-                             "the last tower and head sizes must be equal (their dot product is the score)")
+            raise InputError(
+                None,
+                "head_units",
+                (list(tower_units), list(head_units)),
+                "the last tower and head sizes must be equal (their dot product is the score)",
+            )
         self.input_dim = int(input_dim)
         self.tower_units = tuple(int(u) for u in tower_units)
         self.head_units = tuple(int(u) for u in head_units)
@@ -167,8 +171,9 @@ class CuratorNet(keras.Model):
 class CuratorNetTrainer:
     """Compiled train and validation steps of CuratorNet for :func:`curatornet.models.training.fit`."""
 
-    def __init__(self, model: CuratorNet, features: np.ndarray, l2: float, learning_rate: float,
-                 item_mode: str = "unique"):
+    def __init__(
+        self, model: CuratorNet, features: np.ndarray, l2: float, learning_rate: float, item_mode: str = "unique"
+    ):
         if item_mode not in ("unique", "catalogue"):
             raise InputError(None, "item_mode", item_mode, "expected 'unique' or 'catalogue'")
         self.model = model
@@ -242,7 +247,7 @@ class CuratorNetScorer:
         self.chunk = chunk
 
     @classmethod
-    def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> "CuratorNetScorer":
+    def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> CuratorNetScorer:
         def build(meta: dict, dim: int) -> CuratorNet:
             hyper = meta["hyperparameters"]
             return CuratorNet(dim, hyper["tower_units"], hyper["head_units"])
@@ -266,8 +271,12 @@ class CuratorNetScorer:
         """Φ(P_u) of each profile, (n, output_dim); the tower runs once per distinct profile item."""
         lengths = np.array([len(p) for p in profiles], dtype=np.int64)
         if (lengths == 0).any():
-            raise InputError(None, "profiles", int(np.flatnonzero(lengths == 0)[0]),
-                             "CuratorNet needs at least one item in every profile (query index shown)")
+            raise InputError(
+                None,
+                "profiles",
+                int(np.flatnonzero(lengths == 0)[0]),
+                "CuratorNet needs at least one item in every profile (query index shown)",
+            )
         if len(profiles) == 0:
             return np.zeros((0, self.model.output_dim), np.float32)
         values = self._check(np.concatenate([np.asarray(p) for p in profiles]), "profiles")

@@ -29,7 +29,7 @@ class Standardizer:
         return int(self.mean.shape[0])
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray) -> "Standardizer":
+    def fit(cls, embeddings: np.ndarray) -> Standardizer:
         x = np.asarray(embeddings, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] == 0:
             raise InputError(None, "embeddings", x.shape, "need a non-empty (n_items, dim) matrix")
@@ -54,7 +54,7 @@ class Standardizer:
                 np.savez(handle, mean=self.mean, scale=self.scale)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Standardizer":
+    def load(cls, path: str | Path) -> Standardizer:
         path = Path(path)
         if not path.exists():
             raise InputError(path, None, str(path), "standardisation file does not exist")

@@ -19,9 +19,10 @@ import ctypes
 import json
 import logging
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -80,7 +81,7 @@ class TripletArrays:
     def __len__(self) -> int:
         return len(self.positive)
 
-    def add_profile_keys(self, seed: int = 0x5EED) -> "TripletArrays":
+    def add_profile_keys(self, seed: int = 0x5EED) -> TripletArrays:
         """Give every triple a key of its profile (as a multiset of items).
 
         Many triples share a profile (all of a user's D3/D4 triples, say); a
@@ -100,21 +101,27 @@ class TripletArrays:
         positive: Sequence[int],
         negative: Sequence[int],
         user: Sequence[int] | None = None,
-    ) -> "TripletArrays":
+    ) -> TripletArrays:
         """Build from Python lists (tests, small inputs)."""
         lengths = np.array([len(p) for p in profiles], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        values = np.concatenate([np.asarray(p, dtype=np.int32) for p in profiles]) if len(profiles) else np.zeros(0, np.int32)
+        values = (
+            np.concatenate([np.asarray(p, dtype=np.int32) for p in profiles])
+            if len(profiles)
+            else np.zeros(0, np.int32)
+        )
         n = len(positive)
         users = np.full(n, -1, np.int32) if user is None else np.asarray(user, np.int32)
-        return cls(offsets, values.astype(np.int32), np.asarray(positive, np.int32), np.asarray(negative, np.int32), users)
+        return cls(
+            offsets, values.astype(np.int32), np.asarray(positive, np.int32), np.asarray(negative, np.int32), users
+        )
 
-    def without_profiles(self) -> "TripletArrays":
+    def without_profiles(self) -> TripletArrays:
         """The same triples with empty profiles (models that ignore profiles, like VBPR)."""
         offsets = np.zeros(len(self) + 1, np.int64)
         return TripletArrays(offsets, np.zeros(0, np.int32), self.positive, self.negative, self.user, self.guideline)
 
-    def subset(self, rows: np.ndarray) -> "TripletArrays":
+    def subset(self, rows: np.ndarray) -> TripletArrays:
         """The triples at ``rows`` (indexes or boolean mask), in that order."""
         rows = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows)
         batch = self.batch(rows)
@@ -134,8 +141,14 @@ class TripletArrays:
         if distinct_profiles and self.profile_key is not None:
             _, first, inverse = np.unique(self.profile_key[rows], return_index=True, return_inverse=True)
             batch = self.batch(rows[first])
-            return Batch(batch.values, batch.row_ids, self.positive[rows], self.negative[rows], self.user[rows],
-                         inverse.astype(np.int32).reshape(-1))
+            return Batch(
+                batch.values,
+                batch.row_ids,
+                self.positive[rows],
+                self.negative[rows],
+                self.user[rows],
+                inverse.astype(np.int32).reshape(-1),
+            )
         starts = self.offsets[rows]
         lengths = (self.offsets[rows + 1] - starts).astype(np.int64)
         row_ids = np.repeat(np.arange(len(rows), dtype=np.int32), lengths)
@@ -166,9 +179,13 @@ def read_triplets(
     if known_users_only:
         table = table.filter(pc.greater_equal(table.column("user"), 0))
     if table.num_rows == 0:
-        what = "no triples" if guidelines is None and not known_users_only else (
-            f"no triples left after keeping guidelines {list(guidelines or [])}"
-            + (" and known users" if known_users_only else "")
+        what = (
+            "no triples"
+            if guidelines is None and not known_users_only
+            else (
+                f"no triples left after keeping guidelines {list(guidelines or [])}"
+                + (" and known users" if known_users_only else "")
+            )
         )
         raise InputError(path, None, str(path), what)
     for name in TRIPLET_COLUMNS:
@@ -297,7 +314,12 @@ def fit(trainer: Trainer, train: TripletArrays, valid: TripletArrays, schedule: 
         rows.append(row)
         log.info(
             "epoch %d: loss %.5f, valid accuracy %.4f, learning rate %.3g, %.0f triples/s, %.1f s",
-            epoch, row["loss"], accuracy, rate, row["triples_per_second"], seconds,
+            epoch,
+            row["loss"],
+            accuracy,
+            rate,
+            row["triples_per_second"],
+            seconds,
         )
         if not np.isfinite(row["loss"]):
             log.warning("loss is not finite at epoch %d: stopping (best epoch kept)", epoch)
@@ -391,7 +413,7 @@ class TrainSettings:
     item_mode: str = "auto"  # CuratorNet: tower per distinct item or over the catalogue
 
     @classmethod
-    def from_config(cls, training: Mapping[str, Any], model: str, sampling: str, l2: float, seed: int) -> "TrainSettings":
+    def from_config(cls, training: Mapping[str, Any], model: str, sampling: str, l2: float, seed: int) -> TrainSettings:
         """Settings of one (model, sampling, λ) job from the config's ``training`` section."""
         vbpr = training.get("vbpr", {})
         rate = vbpr.get("learning_rate", 0.005) if model == "vbpr" else training.get("learning_rate", 1e-3)
@@ -416,8 +438,13 @@ class TrainSettings:
 
     def schedule(self) -> Schedule:
         return Schedule(
-            self.batch_size, self.max_epochs, self.learning_rate, self.lr_decay,
-            self.lr_patience, self.early_stop_patience, self.seed,
+            self.batch_size,
+            self.max_epochs,
+            self.learning_rate,
+            self.lr_decay,
+            self.lr_patience,
+            self.early_stop_patience,
+            self.seed,
         )
 
 
@@ -475,7 +502,13 @@ def train_model(
         hyper = {"tower_units": list(settings.tower_units), "head_units": list(settings.head_units), "item_mode": mode}
     log.info(
         "%s on %s sampling, l2=%g: %d training and %d validation triples, %d items of dimension %d",
-        settings.model, settings.sampling, settings.l2, len(train), len(valid), n_items, dim,
+        settings.model,
+        settings.sampling,
+        settings.l2,
+        len(train),
+        len(valid),
+        n_items,
+        dim,
     )
     result = fit(trainer, train, valid, settings.schedule())
     skip = ("tower_units", "head_units", "latent_dim", "visual_dim", "item_mode")
@@ -496,8 +529,9 @@ def train_model(
     return write_model_dir(out_dir, model, standardizer, result.history, meta)
 
 
-def write_model_dir(out_dir: str | Path, model: Any, standardizer: Any, history: pd.DataFrame | None,
-                    meta: Mapping[str, Any]) -> dict[str, Any]:
+def write_model_dir(
+    out_dir: str | Path, model: Any, standardizer: Any, history: pd.DataFrame | None, meta: Mapping[str, Any]
+) -> dict[str, Any]:
     """Write weights.npz, standardizer.npz, history.csv and, last, model.json.
 
     ``model`` is a CuratorNet or VBPR (anything with ``save_weights_npz``);
@@ -510,8 +544,14 @@ def write_model_dir(out_dir: str | Path, model: Any, standardizer: Any, history:
     if history is None:
         history = pd.DataFrame(columns=HISTORY_COLUMNS)
     write_csv(history, out_dir / HISTORY_FILE)
-    full = {"format": 1, **meta, "embedding_dim": int(standardizer.dim), "weights": WEIGHTS_FILE,
-            "standardizer": STANDARDIZER_FILE, "history": HISTORY_FILE}
+    full = {
+        "format": 1,
+        **meta,
+        "embedding_dim": int(standardizer.dim),
+        "weights": WEIGHTS_FILE,
+        "standardizer": STANDARDIZER_FILE,
+        "history": HISTORY_FILE,
+    }
     write_text(json.dumps(full, indent=2) + "\n", out_dir / MODEL_FILE)
     return full
 
@@ -531,8 +571,12 @@ def choose_item_mode(train: TripletArrays, n_items: int, batch_size: int, seed: 
         counts.append(len(np.unique(np.concatenate([batch.values, batch.positive, batch.negative]))))
     share = float(np.mean(counts)) / n_items
     mode = "catalogue" if share > 0.85 else "unique"
-    log.info("a batch touches %.0f%% of the %d items: item tower runs per %s", 100 * share, n_items,
-             "catalogue" if mode == "catalogue" else "distinct item")
+    log.info(
+        "a batch touches %.0f%% of the %d items: item tower runs per %s",
+        100 * share,
+        n_items,
+        "catalogue" if mode == "catalogue" else "distinct item",
+    )
     return mode
 
 
@@ -553,8 +597,12 @@ def restore_model(model_dir: str | Path, embeddings: np.ndarray, build) -> tuple
     meta = read_model_meta(model_dir)
     dim = int(meta["embedding_dim"])
     if np.ndim(embeddings) != 2 or np.shape(embeddings)[1] != dim:
-        raise InputError(model_dir / MODEL_FILE, "embedding_dim", np.shape(embeddings),
-                         f"embeddings do not match the model's dimension {dim}")
+        raise InputError(
+            model_dir / MODEL_FILE,
+            "embedding_dim",
+            np.shape(embeddings),
+            f"embeddings do not match the model's dimension {dim}",
+        )
     model = build(meta, dim)
     weights_path = model_dir / meta["weights"]
     model.load_weights_dict(load_weights_npz(weights_path), source=str(weights_path))
@@ -598,10 +646,30 @@ def assign_weight(variable: Any, weights: Mapping[str, np.ndarray], key: str, so
 
 
 __all__ = [
-    "Batch", "TripletArrays", "read_triplets", "read_embeddings", "iterate_batches", "Trainer", "Schedule",
-    "FitResult", "fit", "configure_tensorflow", "tune_allocator", "TrainSettings", "train_model",
-    "choose_item_mode", "read_model_meta", "load_weights_npz", "save_weights_npz", "assign_weight", "check_item_indexes", "restore_model", "write_model_dir",
-    "planted_preference", "write_triplets", "job_settings",
+    "Batch",
+    "TripletArrays",
+    "read_triplets",
+    "read_embeddings",
+    "iterate_batches",
+    "Trainer",
+    "Schedule",
+    "FitResult",
+    "fit",
+    "configure_tensorflow",
+    "tune_allocator",
+    "TrainSettings",
+    "train_model",
+    "choose_item_mode",
+    "read_model_meta",
+    "load_weights_npz",
+    "save_weights_npz",
+    "assign_weight",
+    "check_item_indexes",
+    "restore_model",
+    "write_model_dir",
+    "planted_preference",
+    "write_triplets",
+    "job_settings",
 ]
 
 
@@ -646,8 +714,9 @@ def planted_preference(
     return embeddings, TripletArrays.from_lists(profiles, positive, negative, users), taste
 
 
-def write_triplets(data: TripletArrays, path: str | Path, split: str = "train",
-                   guideline: str | Sequence[str] = "d4_profile") -> None:
+def write_triplets(
+    data: TripletArrays, path: str | Path, split: str = "train", guideline: str | Sequence[str] = "d4_profile"
+) -> None:
     """Write triples in the merged triplet-file layout (MERGED_TRIPLETS_SCHEMA)."""
     from curatornet.artifacts import MERGED_TRIPLETS_SCHEMA
     from curatornet.io import write_parquet
@@ -655,13 +724,15 @@ def write_triplets(data: TripletArrays, path: str | Path, split: str = "train",
     n = len(data)
     profile = pa.ListArray.from_arrays(pa.array(data.offsets.astype(np.int32)), pa.array(data.values, pa.int32()))
     guidelines = [guideline] * n if isinstance(guideline, str) else list(guideline)
-    table = pa.table({
-        "profile": profile,
-        "positive": pa.array(data.positive, pa.int32()),
-        "negative": pa.array(data.negative, pa.int32()),
-        "user": pa.array(data.user, pa.int32()),
-        "split": pa.array([split] * n),
-        "hash": pa.array(np.arange(n, dtype=np.uint64)),
-        "guideline": pa.array(guidelines),
-    })
+    table = pa.table(
+        {
+            "profile": profile,
+            "positive": pa.array(data.positive, pa.int32()),
+            "negative": pa.array(data.negative, pa.int32()),
+            "user": pa.array(data.user, pa.int32()),
+            "split": pa.array([split] * n),
+            "hash": pa.array(np.arange(n, dtype=np.uint64)),
+            "guideline": pa.array(guidelines),
+        }
+    )
     write_parquet(table, path, MERGED_TRIPLETS_SCHEMA)

@@ -13,8 +13,8 @@ loss) plus E and β′.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import keras
 import numpy as np
@@ -39,8 +39,16 @@ _WEIGHTS = ("beta_item", "gamma_user", "gamma_item", "theta_user", "projection",
 class VBPR(keras.Model):
     """VBPR's parameters for ``n_users`` users and ``n_items`` items with ``input_dim``-d features."""
 
-    def __init__(self, n_users: int, n_items: int, input_dim: int = 2048, latent_dim: int = 100,
-                 visual_dim: int = 100, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        input_dim: int = 2048,
+        latent_dim: int = 100,
+        visual_dim: int = 100,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if n_users < 1 or n_items < 1:
             raise InputError(None, "n_users/n_items", (n_users, n_items), "VBPR needs at least one user and item")
@@ -55,8 +63,9 @@ class VBPR(keras.Model):
         self.gamma_item = self.add_weight(shape=(n_items, latent_dim), initializer=normal(2), name="gamma_item")
         self.theta_user = self.add_weight(shape=(n_users, visual_dim), initializer=normal(3), name="theta_user")
         # E's scale keeps E f_i of unit-variance features around 0.01 like the factors.
-        self.projection = self.add_weight(shape=(input_dim, visual_dim), initializer=normal(4, 0.01 / np.sqrt(input_dim)),
-                                          name="projection")
+        self.projection = self.add_weight(
+            shape=(input_dim, visual_dim), initializer=normal(4, 0.01 / np.sqrt(input_dim)), name="projection"
+        )
         self.beta_visual = self.add_weight(shape=(input_dim,), initializer="zeros", name="beta_visual")
         #: Users seen in training; the others are scored with the item-side terms only.
         self.known_users = np.zeros(n_users, dtype=bool)
@@ -73,15 +82,19 @@ class VBPR(keras.Model):
         # The visual terms are linear in f: project the difference once.
         f_diff = tf.gather(features, positive) - tf.gather(features, negative)
         margin = (
-            b_i - b_j
+            b_i
+            - b_j
             + tf.reduce_sum(g_u * (g_i - g_j), axis=1)
             + tf.reduce_sum(t_u * tf.matmul(f_diff, self.projection), axis=1)
             + tf.linalg.matvec(f_diff, self.beta_visual)
         )
         norms = (
-            tf.reduce_sum(tf.square(g_u), 1) + tf.reduce_sum(tf.square(t_u), 1)
-            + tf.reduce_sum(tf.square(g_i), 1) + tf.reduce_sum(tf.square(g_j), 1)
-            + tf.square(b_i) + tf.square(b_j)
+            tf.reduce_sum(tf.square(g_u), 1)
+            + tf.reduce_sum(tf.square(t_u), 1)
+            + tf.reduce_sum(tf.square(g_i), 1)
+            + tf.reduce_sum(tf.square(g_j), 1)
+            + tf.square(b_i)
+            + tf.square(b_j)
         )
         return margin, norms
 
@@ -114,8 +127,9 @@ class VBPRTrainer:
         self.optimizer = keras.optimizers.Adam(learning_rate)
         self.optimizer.build(model.trainable_variables)
         self._step = tf.function(self._train_step, input_signature=[_INDEX] * 3)
-        self._margin = tf.function(lambda u, i, j: model.margins(self.features, u, i, j)[0],
-                                   input_signature=[_INDEX] * 3)
+        self._margin = tf.function(
+            lambda u, i, j: model.margins(self.features, u, i, j)[0], input_signature=[_INDEX] * 3
+        )
 
     @property
     def learning_rate(self) -> float:
@@ -148,7 +162,8 @@ class VBPRTrainer:
             if not known.all():
                 # Unknown users: recompute without the user terms.
                 cold = item_side_scores(self.model, self.features.numpy(), positive[~known]) - item_side_scores(
-                    self.model, self.features.numpy(), negative[~known])
+                    self.model, self.features.numpy(), negative[~known]
+                )
                 margin[~known] = cold
             right += int((margin > 0).sum())
         return right / len(data)
@@ -187,7 +202,7 @@ class VBPRScorer:
         self.features = standardizer.transform(embeddings, source="embeddings")
 
     @classmethod
-    def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> "VBPRScorer":
+    def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> VBPRScorer:
         def build(meta: dict, dim: int) -> VBPR:
             hyper = meta["hyperparameters"]
             return VBPR(int(meta["n_users"]), int(meta["n_items"]), dim, hyper["latent_dim"], hyper["visual_dim"])

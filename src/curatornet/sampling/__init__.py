@@ -8,7 +8,14 @@
 
 from curatornet.sampling.data import SamplingData
 from curatornet.sampling.dedup import merge_shards
-from curatornet.sampling.guidelines import SEED_OFFSETS, ShardReport, make_sampler, random_budget, sample_shard, shard_seed
+from curatornet.sampling.guidelines import (
+    SEED_OFFSETS,
+    ShardReport,
+    make_sampler,
+    random_budget,
+    sample_shard,
+    shard_seed,
+)
 from curatornet.sampling.hashing import triple_hashes
 from curatornet.sampling.triples import Triples, build_profiles
 

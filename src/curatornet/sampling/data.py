@@ -69,7 +69,7 @@ class SamplingData:
         purchases: pa.Table | pd.DataFrame | None = None,
         clusters: pa.Table | pd.DataFrame | None = None,
         sources: dict[str, str | Path] | None = None,
-    ) -> "SamplingData":
+    ) -> SamplingData:
         """Check the canonical tables and build the arrays.
 
         ``sources`` names the files (keys ``items``, ``purchases``, ``clusters``)
@@ -112,8 +112,21 @@ class SamplingData:
             empty64 = np.zeros(1, dtype=np.int64)
             none32 = np.empty(0, dtype=np.int32)
             return cls(
-                n_items, artist, n_artists, cluster, n_clusters, 0,
-                empty64, none32, none32, none32, np.zeros(1, np.int64), none32, empty64, none32, np.empty(0, np.int64),
+                n_items,
+                artist,
+                n_artists,
+                cluster,
+                n_clusters,
+                0,
+                empty64,
+                none32,
+                none32,
+                none32,
+                np.zeros(1, np.int64),
+                none32,
+                empty64,
+                none32,
+                np.empty(0, np.int64),
             )
 
         p = _as_table(purchases)
@@ -171,10 +184,21 @@ class SamplingData:
         user_items = first_items[u_order]
         user_ptr = first_ptr  # same counts: one first purchase per distinct (user, item)
         return cls(
-            n_items=n_items, artist=artist, n_artists=n_artists, cluster=cluster, n_clusters=n_clusters,
-            n_users=n_users, user_ptr=user_ptr, user_items=user_items,
-            basket_user=basket_user, basket_number=basket_number, basket_ptr=basket_ptr,
-            basket_items=p_item.astype(np.int32), first_ptr=first_ptr, first_items=first_items, first_end=first_end,
+            n_items=n_items,
+            artist=artist,
+            n_artists=n_artists,
+            cluster=cluster,
+            n_clusters=n_clusters,
+            n_users=n_users,
+            user_ptr=user_ptr,
+            user_items=user_items,
+            basket_user=basket_user,
+            basket_number=basket_number,
+            basket_ptr=basket_ptr,
+            basket_items=p_item.astype(np.int32),
+            first_ptr=first_ptr,
+            first_items=first_items,
+            first_end=first_end,
         )
 
     def require_purchases(self, guideline: str) -> None:
@@ -183,7 +207,9 @@ class SamplingData:
 
     def require_clusters(self, guideline: str) -> None:
         if self.cluster is None:
-            raise InputError("clusters/items.parquet", "cluster", None, f"guideline {guideline} needs the visual clusters")
+            raise InputError(
+                "clusters/items.parquet", "cluster", None, f"guideline {guideline} needs the visual clusters"
+            )
 
 
 def _as_table(data: pa.Table | pd.DataFrame) -> pa.Table:
@@ -222,4 +248,3 @@ def _artist_codes(column: pa.ChunkedArray) -> np.ndarray:
     unknown = codes < 0
     codes[unknown] = len(uniques) + np.arange(int(unknown.sum()))
     return codes.astype(np.int32)
-

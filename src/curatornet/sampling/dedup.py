@@ -8,8 +8,8 @@ hash is among the kept training triples is dropped (paper footnote 3).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -83,9 +83,7 @@ def merge_shards(
             rows.append((g, s, len(h), kept.num_rows, len(h) - kept.num_rows))
             dropped = len(h) - kept.num_rows
             log.info("%s %s: %d triples, %d kept, %d duplicates dropped", g, s, len(h), kept.num_rows, dropped)
-        merged[s] = (
-            pa.concat_tables(out).cast(MERGED_TRIPLETS_SCHEMA) if out else MERGED_TRIPLETS_SCHEMA.empty_table()
-        )
+        merged[s] = pa.concat_tables(out).cast(MERGED_TRIPLETS_SCHEMA) if out else MERGED_TRIPLETS_SCHEMA.empty_table()
     rows.sort(key=lambda row: (names.index(row[0]), SPLITS.index(row[1])))
     return merged, pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
 

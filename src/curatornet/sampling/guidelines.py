@@ -186,11 +186,16 @@ class CaseTable:
     def __len__(self) -> int:
         return len(self.user)
 
-    def select(self, mask: np.ndarray) -> "CaseTable":
+    def select(self, mask: np.ndarray) -> CaseTable:
         pick = lambda a: None if a is None else a[mask]  # noqa: E731
         return CaseTable(
-            self.user[mask], self.positive[mask], self.source, self.start[mask], self.length[mask],
-            pick(self.skip), pick(self.keep),
+            self.user[mask],
+            self.positive[mask],
+            self.source,
+            self.start[mask],
+            self.length[mask],
+            pick(self.skip),
+            pick(self.keep),
         )
 
 
@@ -251,7 +256,9 @@ class SameArtistSampler(GuidelineSampler):
     def draw(self, rng: np.random.Generator, n: int, max_profile: int) -> Triples:
         n_items = len(self.by_artist)
         # i' with probability proportional to its number of positives: uniform over (i', i) pairs.
-        anchor = np.searchsorted(self.cumulative_weight, rng.integers(0, self.cumulative_weight[-1], size=n), side="right")
+        anchor = np.searchsorted(
+            self.cumulative_weight, rng.integers(0, self.cumulative_weight[-1], size=n), side="right"
+        )
         start, size = self.group_start[anchor], self.group_size[anchor]
         other = rng.integers(0, size - 1)
         other += other >= self.rank[anchor]  # skip i' itself
@@ -260,8 +267,11 @@ class SameArtistSampler(GuidelineSampler):
         outside += size * (outside >= start)  # jump over the artist's run
         negative = self.by_artist[outside]
         return Triples(
-            np.arange(n + 1, dtype=np.int64), anchor.astype(np.int32), positive.astype(np.int32),
-            negative.astype(np.int32), np.full(n, -1, dtype=np.int32),
+            np.arange(n + 1, dtype=np.int64),
+            anchor.astype(np.int32),
+            positive.astype(np.int32),
+            negative.astype(np.int32),
+            np.full(n, -1, dtype=np.int32),
         )
 
 
@@ -276,7 +286,9 @@ def make_sampler(data: SamplingData, guideline: str) -> GuidelineSampler:
     return _BUILDERS[guideline](data)
 
 
-def _users_cases(data: SamplingData, guideline: str, cases: CaseTable, admissible: bool, skipped: dict) -> UserCaseSampler:
+def _users_cases(
+    data: SamplingData, guideline: str, cases: CaseTable, admissible: bool, skipped: dict
+) -> UserCaseSampler:
     """Drop the cases whose user has no allowed negative and wrap the rest."""
     negatives = NegativeSampler(data, admissible)
     counts = negatives.counts()
@@ -295,8 +307,13 @@ def _d1_basket(data: SamplingData) -> GuidelineSampler:
     b = np.repeat(baskets, sizes[baskets])
     pos = ranges(data.basket_ptr[baskets], sizes[baskets])
     cases = CaseTable(
-        user=data.basket_user[b], positive=data.basket_items[pos], source=data.basket_items,
-        start=data.basket_ptr[b], length=sizes[b], skip=pos - data.basket_ptr[b], keep=None,
+        user=data.basket_user[b],
+        positive=data.basket_items[pos],
+        source=data.basket_items,
+        start=data.basket_ptr[b],
+        length=sizes[b],
+        skip=pos - data.basket_ptr[b],
+        keep=None,
     )
     return _users_cases(data, "d1_basket", cases, True, skipped)
 
@@ -315,8 +332,13 @@ def _d2_next_basket(data: SamplingData) -> GuidelineSampler:
     user = bu[b]
     start = data.first_ptr[user]
     cases = CaseTable(
-        user=user, positive=data.basket_items[pos], source=data.first_items,
-        start=start, length=data.first_end[b] - start, skip=None, keep=None,
+        user=user,
+        positive=data.basket_items[pos],
+        source=data.first_items,
+        start=start,
+        length=data.first_end[b] - start,
+        skip=None,
+        keep=None,
     )
     return _users_cases(data, "d2_next_basket", cases, True, skipped)
 
@@ -339,10 +361,17 @@ def _d3_artist_cluster(data: SamplingData) -> GuidelineSampler:
     ok &= ~sorted_contains(data.owned_keys(), cand_user * data.n_items + cand_item)
     cand_user, cand_item = cand_user[ok], cand_item[ok]
     users_with_items = int((sizes > 0).sum())
-    skipped = {"users without an unbought item of their artists and clusters": users_with_items - len(np.unique(cand_user))}
+    skipped = {
+        "users without an unbought item of their artists and clusters": users_with_items - len(np.unique(cand_user))
+    }
     cases = CaseTable(
-        user=cand_user.astype(np.int32), positive=cand_item.astype(np.int32), source=data.user_items,
-        start=data.user_ptr[cand_user], length=sizes[cand_user], skip=None, keep=None,
+        user=cand_user.astype(np.int32),
+        positive=cand_item.astype(np.int32),
+        source=data.user_items,
+        start=data.user_ptr[cand_user],
+        length=sizes[cand_user],
+        skip=None,
+        keep=None,
     )
     return _users_cases(data, "d3_artist_cluster", cases, True, skipped)
 
@@ -352,8 +381,13 @@ def _d4_profile(data: SamplingData) -> GuidelineSampler:
     user = row_ids(sizes)
     local = np.arange(len(data.user_items)) - data.user_ptr[user]
     cases = CaseTable(
-        user=user.astype(np.int32), positive=data.user_items, source=data.user_items,
-        start=data.user_ptr[user], length=sizes[user], skip=None, keep=local,
+        user=user.astype(np.int32),
+        positive=data.user_items,
+        source=data.user_items,
+        start=data.user_ptr[user],
+        length=sizes[user],
+        skip=None,
+        keep=local,
     )
     return _users_cases(data, "d4_profile", cases, False, {})
 
@@ -365,8 +399,13 @@ def _random(data: SamplingData) -> GuidelineSampler:
     ok = sizes[user] >= 2
     local = np.arange(len(data.user_items)) - data.user_ptr[user]
     cases = CaseTable(
-        user=user.astype(np.int32), positive=data.user_items, source=data.user_items,
-        start=data.user_ptr[user], length=sizes[user], skip=local, keep=None,
+        user=user.astype(np.int32),
+        positive=data.user_items,
+        source=data.user_items,
+        start=data.user_ptr[user],
+        length=sizes[user],
+        skip=local,
+        keep=None,
     ).select(ok)
     return _users_cases(data, RANDOM_SHARD, cases, False, skipped)
 
@@ -482,14 +521,22 @@ def sample_shard(
     train, train_hashes, train_rounds = _fill(sampler, rng, n_train, max_profile, "train", np.empty(0, dtype=np.uint64))
     valid, valid_hashes, valid_rounds = _fill(sampler, rng, n_valid, max_profile, "valid", np.sort(train_hashes))
     report = ShardReport(
-        guideline, sampler.n_cases, dict(sampler.skipped), {"train": n_train, "valid": n_valid},
-        {"train": len(train_hashes), "valid": len(valid_hashes)}, {"train": train_rounds, "valid": valid_rounds},
+        guideline,
+        sampler.n_cases,
+        dict(sampler.skipped),
+        {"train": n_train, "valid": n_valid},
+        {"train": len(train_hashes), "valid": len(valid_hashes)},
+        {"train": train_rounds, "valid": valid_rounds},
     )
     for split, want in report.requested.items():
         got = report.produced[split]
         if got < want:
             log.warning(
-                "%s: only %d distinct %s triples of %d requested (the guideline has too few)", guideline, got, split, want
+                "%s: only %d distinct %s triples of %d requested (the guideline has too few)",
+                guideline,
+                got,
+                split,
+                want,
             )
         else:
             log.info("%s: %d %s triples in %d draw round(s)", guideline, got, split, report.rounds[split])

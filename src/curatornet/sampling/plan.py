@@ -8,7 +8,8 @@ budget is the sum over the guidelines) and the merge, nothing else.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from curatornet.artifacts import GUIDELINES, RANDOM_SHARD
 from curatornet.errors import InputError
@@ -30,7 +31,9 @@ def shard_budget(config: Mapping[str, Any], shard: str) -> dict[str, int]:
     budgets = config["sampling"]["budgets"]
     missing = [g for g in GUIDELINES if g not in budgets]
     if missing:
-        raise InputError("config", f"sampling.budgets.{missing[0]}", sorted(budgets), "budget of this guideline is missing")
+        raise InputError(
+            "config", f"sampling.budgets.{missing[0]}", sorted(budgets), "budget of this guideline is missing"
+        )
     if shard == RANDOM_SHARD:
         return random_budget(budgets)
     return {"train": int(budgets[shard]["train"]), "valid": int(budgets[shard]["valid"])}
@@ -47,7 +50,11 @@ def shard_inputs(shard: str) -> dict[str, str]:
 
 
 def shard_params(config: Mapping[str, Any], shard: str) -> dict[str, Any]:
-    params: dict[str, Any] = {"guideline": shard, "seed": shard_seed(config["seed"], shard), **shard_budget(config, shard)}
+    params: dict[str, Any] = {
+        "guideline": shard,
+        "seed": shard_seed(config["seed"], shard),
+        **shard_budget(config, shard),
+    }
     if shard not in SINGLE_ITEM_PROFILES:
         params["max_profile"] = int(config["sampling"]["max_profile"])
     return params

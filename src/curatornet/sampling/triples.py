@@ -30,7 +30,7 @@ class Triples:
         return len(self.positive)
 
     @classmethod
-    def empty(cls) -> "Triples":
+    def empty(cls) -> Triples:
         none = np.empty(0, dtype=np.int32)
         return cls(np.zeros(1, dtype=np.int64), none, none, none, none)
 
@@ -43,7 +43,7 @@ class Triples:
     def hashes(self) -> np.ndarray:
         return triple_hashes(self.offsets, self.values, self.positive, self.negative)
 
-    def take(self, rows: np.ndarray) -> "Triples":
+    def take(self, rows: np.ndarray) -> Triples:
         """The given rows (indexes or a boolean mask), in that order."""
         rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
         lengths = self.lengths()[rows]
@@ -51,7 +51,7 @@ class Triples:
         return Triples(offsets_from_lengths(lengths), values, self.positive[rows], self.negative[rows], self.user[rows])
 
     @classmethod
-    def concat(cls, parts: list["Triples"]) -> "Triples":
+    def concat(cls, parts: list[Triples]) -> Triples:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
