@@ -6,6 +6,9 @@ change of the workflow's public interface.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
+
 import numpy as np
 import pyarrow as pa
 
@@ -42,6 +45,11 @@ ITEMS_SCHEMA = pa.schema(
 def embeddings_schema(dim: int) -> pa.Schema:
     return pa.schema([("item", pa.int32()), ("embedding", pa.list_(pa.float32(), dim))])
 
+
+#: Values of purchases.parquet's ``split``: ``test`` is the last basket of every
+#: user with at least two baskets, ``valid`` the last training basket of every
+#: user with at least three (model selection), ``train`` everything else.
+PURCHASE_SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 PURCHASES_SCHEMA = pa.schema(
     [
@@ -85,3 +93,17 @@ def embeddings_matrix(table: pa.Table) -> np.ndarray:
     dim = column.type.list_size
     flat = column.flatten().to_numpy(zero_copy_only=False)
     return flat.reshape(-1, dim)[order].astype(np.float32, copy=False)
+
+
+def catalogue_fingerprint(item_ids: Iterable[str]) -> str:
+    """A short digest of the catalogue: the item ids in item-index order.
+
+    Trained models record it (model.json ``catalogue.fingerprint``) so that a
+    model is never used with another catalogue, whose item indexes would mean
+    other items.
+    """
+    digest = hashlib.sha256()
+    for item_id in item_ids:
+        digest.update(str(item_id).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
