@@ -135,43 +135,50 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 
 def add_train(subparsers) -> None:
+    from curatornet.config import schema_defaults
+
+    defaults = schema_defaults()["training"]  # the schema is the only source of defaults
     parser = subparsers.add_parser("train", help="train one model (what the workflow's train rule runs)")
     parser.add_argument("--model", choices=["curatornet", "vbpr"], required=True)
     parser.add_argument("--sampling", choices=["guidelines", "random"], default="guidelines")
     parser.add_argument("--l2", type=float, default=0.0)
     parser.add_argument("--train", required=True, help="training triples (.parquet)")
     parser.add_argument("--valid", required=True, help="validation triples (.parquet)")
-    parser.add_argument("--embeddings", required=True, help="embeddings.parquet")
+    parser.add_argument("--data", default="results/data", help="folder with items, embeddings and purchases .parquet")
     parser.add_argument("--out", required=True, help="model directory to write")
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--max-epochs", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    parser.add_argument("--max-epochs", type=int, default=defaults["max_epochs"])
+    parser.add_argument("--learning-rate", type=float, help="default: the config schema's, per model")
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=defaults["seeds"][0])
     parser.add_argument("--log", help="log file")
-    parser.set_defaults(run=run_train)
+    parser.set_defaults(run=run_train, training_defaults=defaults)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from curatornet.logs import setup_logging
-    from curatornet.models.training import TrainSettings, configure_tensorflow, train_model, tune_allocator
+    from curatornet.models.environment import configure_tensorflow, tune_allocator
+    from curatornet.models.settings import TrainSettings
+    from curatornet.models.train import train_model
 
     setup_logging(args.log)
     tune_allocator()
     configure_tensorflow(threads=args.threads)
-    settings = TrainSettings(
-        model=args.model,
-        sampling=args.sampling,
-        l2=args.l2,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        seed=args.seed,
-    )
+    training = {**args.training_defaults, "batch_size": args.batch_size, "max_epochs": args.max_epochs}
     if args.learning_rate is not None:
-        settings.learning_rate = args.learning_rate
-    elif args.model == "vbpr":
-        settings.learning_rate = 0.005
-    train_model(settings, args.train, args.valid, args.embeddings, args.out)
+        training["learning_rate"] = args.learning_rate
+        training["vbpr"] = {**training["vbpr"], "learning_rate": args.learning_rate}
+    settings = TrainSettings.from_config(training, args.model, args.sampling, args.l2, args.seed)
+    data = Path(args.data)
+    train_model(
+        settings,
+        args.train,
+        args.valid,
+        data / "embeddings.parquet",
+        data / "items.parquet",
+        data / "purchases.parquet",
+        args.out,
+    )
     return 0
 
 

@@ -12,8 +12,9 @@ _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p))
 
-from curatornet.artifacts import GUIDELINES, RANDOM_SHARD, SHARDS, l2_label  # noqa: E402
+from curatornet.artifacts import BPR_SHARD, GUIDELINES, RANDOM_SHARD, SHARDS, l2_label  # noqa: E402
 from curatornet.config import check_config, sorted_config  # noqa: E402
+from curatornet.models.settings import triplet_set  # noqa: E402
 
 check_config(config)
 # Reordering keys in a config file must not rerun anything (params compare as text).
@@ -27,6 +28,7 @@ wildcard_constraints:
     model="curatornet|vbpr",
     sampling="guidelines|random",
     l2=r"[0-9.e-]+",
+    seed=r"\d+",
 
 
 def per_attempt(base):
@@ -35,17 +37,23 @@ def per_attempt(base):
 
 
 def training_runs():
-    """(model, sampling, l2 label) for every training job the config asks for."""
+    """(model, sampling, l2 label, seed) for every training job the config asks for."""
     runs = []
     for model, grid in config["training"]["runs"].items():
         for sampling, values in grid.items():
             for value in values:
-                runs.append((model, sampling, l2_label(value)))
+                for seed in config["training"]["seeds"]:
+                    runs.append((model, sampling, l2_label(value), int(seed)))
     return runs
 
 
 def model_dirs():
-    return [f"results/models/{m}/{s}/l2_{l}" for m, s, l in training_runs()]
+    return [f"results/models/{m}/{s}/l2_{l}/seed_{seed}" for m, s, l, seed in training_runs()]
+
+
+def run_triplets(split):
+    """Input function: the merged triplet file of a run's triplet set (guidelines, random or bpr)."""
+    return lambda wildcards: f"results/triplets/{triplet_set(wildcards.model, wildcards.sampling)}/{split}.parquet"
 
 
 def final_outputs():

@@ -35,11 +35,14 @@ rule dedup_triplets:
     input:
         guidelines=expand("results/triplets/shards/{guideline}.parquet", guideline=GUIDELINES),
         random=f"results/triplets/shards/{RANDOM_SHARD}.parquet",
+        bpr=f"results/triplets/shards/{BPR_SHARD}.parquet",
     output:
         guidelines_train="results/triplets/guidelines/train.parquet",
         guidelines_valid="results/triplets/guidelines/valid.parquet",
         random_train="results/triplets/random/train.parquet",
         random_valid="results/triplets/random/valid.parquet",
+        bpr_train="results/triplets/bpr/train.parquet",
+        bpr_valid="results/triplets/bpr/valid.parquet",
         report="results/triplets/dedup.csv",
     log:
         "logs/triplets/dedup_triplets.log",

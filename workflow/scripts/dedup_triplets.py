@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from curatornet.artifacts import MERGED_TRIPLETS_SCHEMA, RANDOM_SHARD
+from curatornet.artifacts import BPR_SHARD, MERGED_TRIPLETS_SCHEMA, RANDOM_SHARD
 from curatornet.io import read_table, write_csv, write_parquet
 from curatornet.logs import setup_logging
 from curatornet.sampling import merge_shards
@@ -15,6 +15,7 @@ guidelines = list(snakemake.params.guidelines)  # noqa: F821 (the order of input
 for kind, names, paths in (
     ("guidelines", guidelines, list(inputs.guidelines)),
     ("random", [RANDOM_SHARD], [inputs.random]),
+    ("bpr", [BPR_SHARD], [inputs.bpr]),
 ):
     shards = {name: read_table(path) for name, path in zip(names, paths)}
     merged, report = merge_shards(shards, sources=dict(zip(names, paths)))

@@ -205,6 +205,8 @@ def to_table(frame: pd.DataFrame) -> pa.Table:
 def parse_model_dir(model_dir: str | Path) -> dict[str, str]:
     """results/models/{model}/{sampling}/l2_{l2} -> its key."""
     path = Path(model_dir)
+    if path.name.startswith("seed_"):  # one run per seed: the key is the (model, sampling, λ) above it
+        path = path.parent
     if not path.name.startswith("l2_") or len(path.parts) < 3:
         raise InputError(path, "model_dir", str(path), "expected .../{model}/{sampling}/l2_{l2}")
     return {"method": path.parent.parent.name, "sampling": path.parent.name, "l2": path.name[len("l2_") :]}
