@@ -129,6 +129,18 @@ def test_schedule_can_follow_pairwise_accuracy_and_reports_max_epochs():
     assert result.best_epoch == 3 and result.stop_reason == STOP_MAX_EPOCHS
 
 
+def test_an_epoch_can_be_part_of_a_pass():
+    data = Triples.from_lists([[k] for k in range(10)], list(range(10)), [0] * 10)
+    trainer = ScriptedTrainer([0.5, 0.6, 0.7, 0.8])
+    seen = []
+    trainer.train_step = lambda batch: seen.append(batch.positive.tolist()) or 1.0
+    fit(trainer, data, schedule(batch_size=2, max_epochs=4, epoch_triples=4), trainer.validate, "valid_auc")
+    # 4 epochs of 2 batches of 2: the first five batches are one shuffled pass, then a new pass starts.
+    assert len(seen) == 8
+    assert sorted(sum(seen[:5], [])) == list(range(10))
+    assert sorted(sum(seen[5:], [])) != list(range(10))
+
+
 def test_curatornet_learns_planted_preference_and_writes_dir(planted_files, tmp_path):
     out = tmp_path / "model"
     meta = train_model(

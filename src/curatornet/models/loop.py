@@ -5,6 +5,12 @@ vectorised slicing; a background thread prepares the next batch while the
 model runs the current step. A model plugs in through a trainer
 (:class:`curatornet.models.base.Trainer`).
 
+An epoch is a pass over the training triples, or over ``epoch_triples`` of
+them when set: on a large training set that checks the validation figures
+several times per pass, so training can stop without finishing passes that
+would be wasted (the next pass continues where the last one stopped, and every
+pass is a new shuffle).
+
 Schedule: Adam at ``learning_rate``; after every epoch the loop asks for the
 validation figures and watches one of them (the *monitor*, normally the AUC
 on the validation baskets). The learning rate is multiplied by ``lr_decay``
@@ -56,6 +62,7 @@ class Schedule:
     lr_patience: int
     early_stop_patience: int
     seed: int
+    epoch_triples: int | None = None  # None: an epoch is one pass over the training triples
 
 
 @dataclass
@@ -93,6 +100,12 @@ def iterate_batches(
             yield pending.result()
 
 
+def batch_stream(data: Triples, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+    """Batches of shuffled passes over ``data``, one pass after another, without end."""
+    while True:
+        yield from iterate_batches(data, batch_size, rng, distinct_profiles=True)
+
+
 def fit(
     trainer: Trainer,
     train: Triples,
@@ -115,20 +128,24 @@ def fit(
     since_best = since_change = 0
     stop_reason = STOP_MAX_EPOCHS
     rows = []
+    per_epoch = len(train) if schedule.epoch_triples is None else min(int(schedule.epoch_triples), len(train))
+    stream = batch_stream(train, schedule.batch_size, rng)
     for epoch in range(1, schedule.max_epochs + 1):
         started = time.perf_counter()
-        loss_sum = 0.0
-        for batch in iterate_batches(train, schedule.batch_size, rng, distinct_profiles=True):
+        loss_sum, seen = 0.0, 0
+        while seen < per_epoch:
+            batch = next(stream)
             loss_sum += trainer.train_step(batch) * len(batch)
+            seen += len(batch)
         train_seconds = time.perf_counter() - started
         figures = validate()
         row = {
             "epoch": epoch,
-            "loss": loss_sum / len(train),
+            "loss": loss_sum / seen,
             "valid_auc": float(figures.get("valid_auc", math.nan)),
             "valid_accuracy": float(figures.get("valid_accuracy", math.nan)),
             "learning_rate": rate,
-            "triples_per_second": len(train) / train_seconds,
+            "triples_per_second": seen / train_seconds,
             "seconds": time.perf_counter() - started,
         }
         rows.append(row)

@@ -53,6 +53,7 @@ class TrainSettings:
             lr_patience=int(training["lr_patience"]),
             early_stop_patience=int(training["early_stop_patience"]),
             seed=int(seed),
+            epoch_triples=None if training["epoch_triples"] is None else int(training["epoch_triples"]),
         )
         return cls(model, sampling, float(l2), int(seed), schedule, hyper)
 
