@@ -54,7 +54,7 @@ def _inputs(tmp_path):
             "evaluation": {"ks": [20]},
         },
         figures=figures,
-        benchmarks=report.read_benchmarks(bench),
+        benchmarks=report.read_benchmarks(sorted(bench.rglob("*.tsv"))),
     ), summary
 
 

@@ -8,21 +8,22 @@ earlier stages.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Rectangle
+from scipy import stats as sps
 
+from curatornet.errors import InputError
+from curatornet.evaluation.evaluate import DISPLAY_NAMES
+from curatornet.io import atomic_path, read_frame
+
+# No display in jobs: draw off-screen (pyplot picks its backend at the first figure, so this still counts).
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from scipy import stats as sps  # noqa: E402
-
-from curatornet.evaluation.evaluate import DISPLAY_NAMES  # noqa: E402
-from curatornet.io import atomic_path  # noqa: E402
-
 #: Matplotlib writes SVG text as text (searchable, small) and no timestamp.
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "curatornet", "figure.dpi": 100})
 
@@ -190,8 +191,6 @@ def pick_example_user(cases: pd.DataFrame, example_user=None, seed: int = 0) -> 
     if example_user is not None:
         match = cases[cases["user_id"].astype(str) == str(example_user)]
         if match.empty:
-            from curatornet.errors import InputError
-
             raise InputError("config", "report.example_user", example_user, "not a test user")
         return int(match["user"].iloc[0])
     sizes = cases["profile"].map(len)
@@ -292,3 +291,73 @@ def example_runs(selection: pd.DataFrame, top: pd.DataFrame) -> list[tuple[str, 
     if (top["method"] == "visrank").any():
         runs.append(("visrank", "", ""))
     return runs
+
+
+# The workflow's figures: name -> function drawing it from the files of earlier stages ---------------
+# Each function takes the two output paths, then its input paths and options by name (the
+# workflow's `plot` rule passes its named inputs and params.options), and returns a line for the log.
+
+PER_USER_COLUMNS = ["method", "sampling", "l2", "user", "auc"]
+TOP_COLUMNS = ["method", "sampling", "l2", "user", "rank", "item", "hit"]
+
+
+def figure_clusters(png, svg, *, cluster_items) -> str:
+    plot_clusters(read_frame(cluster_items, ["item", "cluster", "x", "y"]), png, svg)
+    return "visual clusters on the 2-D map"
+
+
+def figure_restarts(png, svg, *, restarts) -> str:
+    plot_restarts(read_frame(restarts, ["restart", "seed", "silhouette", "selected"]), png, svg)
+    return "silhouette of the k-means restarts"
+
+
+def figure_sampling_auc(png, svg, *, sampling_ttest, per_user) -> str:
+    table = pd.read_csv(sampling_ttest, dtype={"model": str, "l2": str})
+    plot_sampling_auc(table, read_frame(per_user, PER_USER_COLUMNS), png, svg)
+    return f"{len(table)} models compared"
+
+
+def figure_learning_curves(png, svg, *, histories: Sequence, runs: Sequence[Mapping[str, str]]) -> str:
+    """``histories``: history.csv of each run, in the order of ``runs`` (their model, sampling and l2)."""
+    if len(histories) != len(runs):
+        raise InputError(None, "histories", len(histories), f"one history per run expected ({len(runs)} runs)")
+    curves = {
+        run_label(run["model"], run["sampling"], run["l2"]): pd.read_csv(path) for run, path in zip(runs, histories)
+    }
+    plot_learning_curves(curves, png, svg)
+    return f"{len(curves)} runs"
+
+
+def figure_topk_curves(png, svg, *, curves) -> str:
+    plot_topk_curves(read_frame(curves, ["method", "sampling", "l2", "k", "recall", "ndcg"]), png, svg)
+    return "Recall@k and nDCG@k"
+
+
+def figure_example(
+    png, svg, *, cases, top, catalogue, cluster_items, selection, example_user=None, images=None, seed: int = 0
+) -> str:
+    users = read_frame(cases, ["user", "user_id", "profile", "truth"])
+    tops = read_frame(top, TOP_COLUMNS)
+    runs = example_runs(pd.read_csv(selection, dtype={"model": str, "sampling": str, "l2": str}), tops)
+    user = pick_example_user(users, example_user, seed)
+    user_id = users.loc[users["user"] == user, "user_id"].iloc[0]
+    plot_example(
+        example_rows(users, tops, user, runs),
+        read_frame(catalogue, ["item", "item_id", "artist_id"]),
+        read_frame(cluster_items, ["item", "cluster"]),
+        png,
+        svg,
+        title=f"Test user {user_id}: profile, top 10 per method, ground truth (black frame: a hit)",
+        images=images,
+    )
+    return f"example user {user_id}, runs {runs}"
+
+
+FIGURES: dict[str, Callable[..., str]] = {
+    "clusters": figure_clusters,
+    "sampling_auc": figure_sampling_auc,
+    "learning_curves": figure_learning_curves,
+    "topk_curves": figure_topk_curves,
+    "restarts": figure_restarts,
+    "example": figure_example,
+}
