@@ -96,7 +96,8 @@ def for_each_run(pattern):
 
 
 def model_dirs():
-    return for_each_run(f"results/models/{RUN}")
+    """The directory of every trained run (where rule train writes model.json)."""
+    return [os.path.dirname(path) for path in for_each_run(rules.train.output.model)]
 
 
 # ---------------------------------------------------------------------------
