@@ -117,13 +117,17 @@ def test_evaluate_methods_per_user_and_summary():
         "Method",
         "sampling",
         "λ",
+        "seed",
+        "split",
         "AUC",
         "R@1",
         "P@1",
         "nDCG@1",
+        "nDCG@1 (paper)",
         "R@2",
         "P@2",
         "nDCG@2",
+        "nDCG@2 (paper)",
         "users",
     ]
     assert summary.loc[0, "AUC"] == pytest.approx(0.75)
@@ -139,11 +143,14 @@ def test_summary_order_oracle_first_random_last():
             "method": ["random", "visrank", "oracle", "curatornet"],
             "sampling": ["", "", "", "guidelines"],
             "l2": ["", "", "", "0.001"],
+            "seed": ["", "", "", "0"],
+            "split": "test",
             "user": [0, 0, 0, 0],
             "auc": [0.9, 0.6, 1.0, 0.7],  # Random last even with the best AUC of the rest
             "recall@20": 0.0,
             "precision@20": 0.0,
             "ndcg@20": 0.0,
+            "ndcg_paper@20": 0.0,
         }
     )
     summary = summarise(per_user, ks=[20])

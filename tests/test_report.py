@@ -94,7 +94,7 @@ def make_inputs(tmp_path, aucs, runs_stop=("patience", "patience", "max_epochs")
         ),
         config={"seed": 1, "dataset": {"format": "synthetic", "synthetic": {"preset": "tiny"}}},
         figures=[report.Figure("learning_curves", "Learning curves", png, "caption of learning_curves")],
-        benchmarks=report.read_benchmarks(bench),
+        benchmarks=report.read_benchmarks(sorted(bench.rglob("*.tsv")), bench),
     )
 
 

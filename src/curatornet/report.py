@@ -13,6 +13,7 @@ import html
 import importlib.metadata
 import json
 import math
+import os
 import platform
 import re
 from collections.abc import Mapping, Sequence
@@ -172,19 +173,22 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def read_benchmarks(root: str | Path) -> pd.DataFrame:
-    """Snakemake benchmark files under ``root`` (root/<stage>/**/*.tsv):
-    one row per job with its stage, seconds and peak memory (MB)."""
-    root = Path(root)
+def read_benchmarks(files: Sequence[str | Path], root: str | Path | None = None) -> pd.DataFrame:
+    """Snakemake benchmark files (``root/<stage>/...tsv``): one row per job with its
+    stage, seconds and peak memory (MB). ``root`` defaults to the files' common
+    folder. Unreadable files are left out."""
+    if not files:
+        return pd.DataFrame(columns=["stage", "job", "seconds", "max_rss_mb"])
+    root = Path(root if root is not None else os.path.commonpath([Path(f).parent for f in files]))
     rows = []
-    for path in sorted(root.rglob("*.tsv")):
+    for path in sorted(Path(f) for f in files):
         try:
             frame = pd.read_csv(path, sep="\t")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
             continue
         if "s" not in frame.columns or frame.empty:
             continue
-        relative = path.relative_to(root)
+        relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
         rss = pd.to_numeric(frame.get("max_rss", pd.Series([np.nan])), errors="coerce")
         rows.append(
             {

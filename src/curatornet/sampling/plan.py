@@ -1,4 +1,4 @@
-"""What each triplet rule of the workflow reads and depends on (used by workflow/rules/triplets.smk).
+"""What each triplet job of the workflow reads and depends on (used by workflow/rules/triplets.smk).
 
 Each shard's params hold only what that shard depends on: its budget, its
 seed, and ``max_profile`` where profiles can have more than one item. So
@@ -40,14 +40,15 @@ def shard_budget(config: Mapping[str, Any], shard: str) -> dict[str, int]:
     return {"train": int(budgets[shard]["train"]), "valid": int(budgets[shard]["valid"])}
 
 
-def shard_inputs(shard: str) -> dict[str, str]:
-    """Input files of a shard's rule (``inventory``: Snakemake reserves the name ``items``)."""
-    inputs = {"inventory": "results/data/items.parquet"}
+def shard_inputs(shard: str, tables: Mapping[str, str]) -> dict[str, str]:
+    """The input files of a shard's job, chosen from ``tables`` (paths of ``inventory``,
+    ``purchases`` and ``clusters``): what this shard reads, so that it depends on nothing else."""
+    names = ["inventory"]
     if shard in NEEDS_PURCHASES:
-        inputs["purchases"] = "results/data/purchases.parquet"
+        names.append("purchases")
     if shard in NEEDS_CLUSTERS:
-        inputs["clusters"] = "results/clusters/items.parquet"
-    return inputs
+        names.append("clusters")
+    return {name: tables[name] for name in names}
 
 
 def shard_params(config: Mapping[str, Any], shard: str) -> dict[str, Any]:
