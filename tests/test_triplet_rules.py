@@ -132,10 +132,11 @@ def test_changed_budget_reruns_only_its_shard(workflow_dir):
     assert planned_jobs(snakemake(workflow_dir, edited, "-n")) == {
         ("sample_shard", "d3_artist_cluster"),
         ("sample_shard", "random"),
+        ("sample_shard", "bpr"),
         ("dedup_triplets", ""),
     }
-    # max_profile does not concern the one-item profiles of D5 and D6
+    # max_profile does not concern the one-item profiles of D5 and D6, nor the profile-free bpr shard
     write_config(edited, budgets(), max_profile=5)
     assert planned_jobs(snakemake(workflow_dir, edited, "-n")) == {
-        ("sample_shard", s) for s in SHARDS if s not in ("d5_single_item", "d6_same_artist")
+        ("sample_shard", s) for s in SHARDS if s not in ("d5_single_item", "d6_same_artist", "bpr")
     } | {("dedup_triplets", "")}
