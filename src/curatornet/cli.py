@@ -2,7 +2,8 @@
 
 Commands are argparse subcommands; each registers itself in ``COMMANDS`` via
 ``add_<name>(subparsers)`` so that more can be added without touching the
-others. TensorFlow is imported only by the commands that load a model.
+others. TensorFlow is imported only by the commands that load a model, never by
+``serve``, which runs the models in NumPy (:mod:`curatornet.serving`).
 """
 
 from __future__ import annotations
@@ -131,6 +132,41 @@ def run_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- serve
+
+
+def add_serve(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="recommendation service over HTTP (cold start, known users, new and sold items); docs at /docs",
+    )
+    parser.add_argument("--model", required=True, help="trained model directory (results/models/...)")
+    parser.add_argument("--data", default="results/data", help="folder with items, embeddings and purchases")
+    parser.add_argument("--db", help="SQLite file of catalogue changes (default: catalogue.sqlite in the model dir)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--index", choices=["exact", "faiss"], default="exact", help="exact scoring or approximate faiss search"
+    )
+    parser.add_argument(
+        "--vbpr-fold-in",
+        action="store_true",
+        help="VBPR only: serve new users with a vector fitted to their profile (an approximation; see README)",
+    )
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from curatornet.serving.app import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(args.model, args.data, args.db, args.host, args.port, args.index, args.vbpr_fold_in, args.log_level)
+    return 0
+
+
 # --------------------------------------------------------------------------- train
 
 
@@ -178,7 +214,7 @@ def run_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- entry point
 
 #: Subcommands: each adds its parser and sets ``run``. Append new ones here.
-COMMANDS: list[Callable] = [add_recommend, add_train]
+COMMANDS: list[Callable] = [add_recommend, add_serve, add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:
