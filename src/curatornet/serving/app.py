@@ -55,7 +55,9 @@ class NewItem(BaseModel):
     """A new upload: its image embedding (the model's input length), artist and kind."""
 
     model_config = ConfigDict(extra="forbid")
-    embedding: list[FiniteFloat] = Field(min_length=1, description="image embedding, as many values as in training")
+    embedding: list[FiniteFloat] = Field(
+        min_length=1, max_length=65536, description="image embedding, as many values as in training"
+    )
     artist_id: str | None = Field(None, max_length=256)
     one_of_a_kind: bool = Field(True, description="false for prints and photographs, which stay after a sale")
 
@@ -189,8 +191,12 @@ def serve(
 ) -> None:
     """Load everything, then run the service on uvicorn until interrupted."""
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     recommender = Recommender(model_dir, data_dir, db_path, index=index, vbpr_fold_in=vbpr_fold_in)
+    # Requests run in parallel threads, each a small product: BLAS and OpenMP thread
+    # pools per call would only oversubscribe the cores (and spin), so one thread each.
+    threadpool_limits(limits=1)
     log.info(
         "serving %s from %s: %d items in the catalogue, database %s",
         recommender.model_name,
