@@ -2,7 +2,8 @@
 
 Usage:
     .venv/bin/python benchmarks/bench_index.py [--items 1000000] [--queries 1000] [--k 20]
-        [--lists 1024 4096] [--probes 4 8 16 32 64] [--threads 2] [--seed 0]
+        [--lists 1000] [--probes 250 500] [--k-factors 20 50] [--encodings pq flat]
+        [--threads 1] [--model results/models/curatornet/guidelines/l2_0.0001] [--seed 0]
 
 The goal: recall@20 >= 0.95 against exact scoring with a p99 query latency of
 at most 10 ms, on this machine's cores.
@@ -19,15 +20,22 @@ UGallery-like images, at a million items:
     starts training from (LeCun normal, zero bias). The vectors keep the
     style/artist clusters of the images and the SELU value distribution of
     tower outputs; a trained tower would be shaped further by the purchases.
+    With ``--model`` the tower (and standardisation) of a trained CuratorNet
+    directory is used instead; it was trained on another catalogue, so the
+    million items are new to it, as uploads would be.
 Queries are profile vectors Φ(P_u) of the same network's head (400 -> 300 ->
-200 -> 200, same initialisation) for made-up users who like 1 to 20 items of
-one style, the query distribution the service sees.
+200 -> 200) for made-up users who like 1 to 20 items of one style, the query
+distribution the service sees.
 
 Indexes:
   - exact: one (1 x d) @ (d x n) product per query in NumPy, then argpartition;
-  - faiss IVF-Flat with the inner-product metric (curatornet.serving.index.
-    FaissIndex, what `serve --index faiss` uses): trained on the vectors
-    (faiss samples 256 per cell), one row per (cells, probes) setting.
+  - faiss through curatornet.serving.index.FaissIndex, what `serve --index
+    faiss` and the batch top-k use: IVF cells by inner product, 4-bit
+    product-quantised fast scan of the probed cells, exact re-ranking of the
+    k_factor·k best (``--encodings flat``: exact scan of the probed cells);
+    k-means trained on 100 vectors per cell; one row per (cells, probes,
+    k_factor) setting. Search time includes the id mapping and the filter of
+    removed items that the service pays.
 Printed: build time, resident memory added by the index, p50/p99 latency of
 single-query searches of the top k (one query at a time, as the service
 asks), and recall@k against exact (the share of the exact top k found).
