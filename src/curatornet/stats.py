@@ -192,6 +192,16 @@ def selected_l2(selection: pd.DataFrame, model: str, sampling: str) -> str | Non
     return str(rows["l2"].iloc[0]) if len(rows) else None
 
 
+def serving_run(selection: pd.DataFrame, model: str) -> dict[str, str]:
+    """The run of ``model`` a store should serve: the (sampling, λ) with the best validation
+    AUC among the model's selected runs, at its best seed (keys: sampling, l2, seed)."""
+    rows = selection[(selection["model"] == model) & selection["selected"]]
+    if rows.empty:
+        raise InputError("selection.csv", "model", model, "no trained run of this model to serve")
+    best = rows.loc[rows["valid_auc"].fillna(-np.inf).idxmax()]
+    return {"sampling": str(best["sampling"]), "l2": str(best["l2"]), "seed": str(int(best["best_seed"]))}
+
+
 # --------------------------------------------------------------------------- Table 2
 
 

@@ -60,6 +60,7 @@ wildcard_constraints:
     baseline="|".join(BASELINES),
     split="|".join(CASE_SPLITS),
     figure="|".join(FIGURES),
+    recommender="curatornet|vbpr|visrank",
 
 
 def config_source():
@@ -147,6 +148,34 @@ def evaluation_outputs(name):
     trained = for_each_run(getattr(rules.evaluate_run.output, name))
     baselines = [getattr(rules.evaluate_baseline.output, name).format(baseline=b) for b in BASELINES]
     return trained + baselines
+
+
+def model_runs(model):
+    """The training runs (wildcard dicts) of one model, in config order."""
+    return [run for run in training_runs() if run["model"] == model]
+
+
+def recommender_models(wildcards):
+    """A trained recommender reads the selection and the model.json of each of its runs
+    (in the order of recommender_runs); VisRank reads neither."""
+    if wildcards.recommender == "visrank":
+        return {}
+    runs = model_runs(wildcards.recommender)
+    return {
+        "selection": rules.select_runs.output.selection,
+        "models": [rules.train.output.model.format(**r) for r in runs],
+    }
+
+
+def recommender_runs(wildcards):
+    return model_runs(wildcards.recommender) if wildcards.recommender != "visrank" else []
+
+
+def batch_recommendations():
+    """The batch recommendations the config asks for (trained recommenders only when trained)."""
+    trained = {run["model"] for run in training_runs()}
+    wanted = [r for r in config["recommendations"]["recommenders"] if r == "visrank" or r in trained]
+    return [rules.recommend_batch.output.recommendations.format(recommender=r) for r in wanted]
 
 
 def figure_inputs(wildcards):
