@@ -43,7 +43,8 @@ FIGURES = {
     "restarts": "Silhouette of the k-means restarts",
     "example": "Example recommendations for one test user (paper Figure 5)",
 }
-REPORT_DIR = Path(workflow.basedir) / "report"
+#: Captions and the report's text, relative to the working directory (moving the project reruns nothing).
+REPORT_DIR = Path(os.path.relpath(Path(workflow.basedir) / "report"))
 
 
 wildcard_constraints:
@@ -175,7 +176,7 @@ def figure_options(wildcards):
 
 def figure_caption(wildcards):
     """The figure's caption file, for the Snakemake report (workflow/report/figure.rst includes it)."""
-    return os.path.relpath(REPORT_DIR / "figures" / f"{wildcards.figure}.rst")
+    return str(REPORT_DIR / "figures" / f"{wildcards.figure}.rst")
 
 
 def baseline_params(wildcards):
