@@ -143,25 +143,22 @@ def evaluation_outputs(name):
 
 def figure_inputs(wildcards):
     """The named inputs of one figure; curatornet.plots.FIGURES[figure] takes them by these names."""
-    cases = evaluation_cases()["cases"]
+    evaluation, stats = rules.gather_evaluation.output, rules.stats.output
     sources = {
-        "clusters": lambda: {"cluster_items": rules.clusters.output.cluster_items},
-        "restarts": lambda: {"restarts": rules.clusters.output.restarts},
-        "sampling_auc": lambda: {
-            "sampling_ttest": rules.stats.output.sampling,
-            "per_user": rules.gather_evaluation.output.per_user,
-        },
-        "learning_curves": lambda: {"histories": for_each_run(rules.train.output.history)},
-        "topk_curves": lambda: {"curves": rules.gather_evaluation.output.curves},
-        "example": lambda: {
-            "cases": cases,
-            "top": rules.gather_evaluation.output.top,
+        "clusters": {"cluster_items": rules.clusters.output.cluster_items},
+        "restarts": {"restarts": rules.clusters.output.restarts},
+        "sampling_auc": {"sampling_ttest": stats.sampling, "per_user": evaluation.per_user},
+        "learning_curves": {"histories": for_each_run(rules.train.output.history)},
+        "topk_curves": {"curves": evaluation.curves},
+        "example": {
+            "cases": evaluation_cases()["cases"],
+            "top": evaluation.top,
             "catalogue": rules.prepare_data.output.item_table,
             "cluster_items": rules.clusters.output.cluster_items,
-            "selection": rules.stats.output.selection,
+            "selection": stats.selection,
         },
     }
-    return sources[wildcards.figure]()
+    return sources[wildcards.figure]
 
 
 def figure_options(wildcards):
@@ -180,6 +177,7 @@ def figure_caption(wildcards):
 
 
 def baseline_params(wildcards):
+    """The part of the evaluation config this baseline's results depend on."""
     return baseline_settings(wildcards.baseline, config["evaluation"])
 
 
