@@ -126,6 +126,29 @@ def test_tiny_run_produces_the_report_and_every_method(tiny_run):
 
 
 @pytest.mark.slow
+def test_batch_recommendations_follow_the_rules(tiny_run):
+    """k rows per user of the log, no item the user bought, no one-of-a-kind item already sold."""
+    recommendations = pd.read_parquet(tiny_run / "results/recommendations/curatornet.parquet")
+    items = pd.read_parquet(tiny_run / "results/data/items.parquet")
+    purchases = pd.read_parquet(tiny_run / "results/data/purchases.parquet")
+    k = yaml.safe_load((REPO / "config/config.yaml").read_text())["recommendations"]["k"]
+    assert list(recommendations.columns) == ["user_id", "rank", "item_id", "artist_id", "score", "model"]
+    assert set(recommendations["user_id"]) == set(purchases["user_id"])
+    per_user = recommendations.groupby("user_id")
+    assert (per_user.size() == k).all()
+    assert (per_user["rank"].apply(list) == pd.Series([list(range(1, k + 1))] * per_user.ngroups).values).all()
+    assert (per_user["score"].apply(lambda s: bool((s.diff().dropna() <= 0).all()))).all()
+    bought = purchases.merge(items[["item", "item_id"]], on="item")
+    owned = set(zip(bought["user_id"], bought["item_id"]))
+    assert not any((u, i) in owned for u, i in zip(recommendations["user_id"], recommendations["item_id"]))
+    sold_unique = set(bought.loc[bought["item"].isin(items.loc[items["one_of_a_kind"], "item"]), "item_id"])
+    assert sold_unique and not sold_unique & set(recommendations["item_id"])
+    artists = dict(zip(items["item_id"], items["artist_id"]))
+    assert (recommendations["artist_id"] == recommendations["item_id"].map(artists)).all()
+    assert set(recommendations["model"]) == {"curatornet"}
+
+
+@pytest.mark.slow
 def test_every_job_left_a_log_and_a_benchmark_and_nothing_is_left_to_do(tiny_run):
     result = snakemake(tiny_run, "-n", "--forceall", "--configfile", "config/test.yaml", timeout=120)
     jobs = sum(planned(result.stdout + result.stderr).values()) - 1  # all but `all`, which runs nothing

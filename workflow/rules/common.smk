@@ -48,7 +48,8 @@ FIGURES = {
     "restarts": "Silhouette of the k-means restarts",
     "example": "Example recommendations for one test user (paper Figure 5)",
 }
-REPORT_DIR = Path(workflow.basedir) / "report"
+#: Captions and the report's text, relative to the working directory (moving the project reruns nothing).
+REPORT_DIR = Path(os.path.relpath(Path(workflow.basedir) / "report"))
 
 
 wildcard_constraints:
@@ -180,25 +181,22 @@ def batch_recommendations():
 
 def figure_inputs(wildcards):
     """The named inputs of one figure; curatornet.plots.FIGURES[figure] takes them by these names."""
-    cases = evaluation_cases()[f"{EVALUATION_SPLIT}_cases"]
+    evaluation, stats = rules.gather_evaluation.output, rules.stats.output
     sources = {
-        "clusters": lambda: {"cluster_items": rules.clusters.output.cluster_items},
-        "restarts": lambda: {"restarts": rules.clusters.output.restarts},
-        "sampling_auc": lambda: {
-            "sampling_ttest": rules.stats.output.sampling,
-            "per_user": rules.gather_evaluation.output.per_user,
-        },
-        "learning_curves": lambda: {"histories": for_each_run(rules.train.output.history)},
-        "topk_curves": lambda: {"curves": rules.gather_evaluation.output.curves},
-        "example": lambda: {
-            "cases": cases,
-            "top": rules.gather_evaluation.output.top,
+        "clusters": {"cluster_items": rules.clusters.output.cluster_items},
+        "restarts": {"restarts": rules.clusters.output.restarts},
+        "sampling_auc": {"sampling_ttest": stats.sampling, "per_user": evaluation.per_user},
+        "learning_curves": {"histories": for_each_run(rules.train.output.history)},
+        "topk_curves": {"curves": evaluation.curves},
+        "example": {
+            "cases": evaluation_cases()[f"{EVALUATION_SPLIT}_cases"],
+            "top": evaluation.top,
             "catalogue": rules.prepare_data.output.item_table,
             "cluster_items": rules.clusters.output.cluster_items,
             "selection": rules.select_runs.output.selection,
         },
     }
-    return sources[wildcards.figure]()
+    return sources[wildcards.figure]
 
 
 def figure_options(wildcards):
@@ -213,10 +211,11 @@ def figure_options(wildcards):
 
 def figure_caption(wildcards):
     """The figure's caption file, for the Snakemake report (workflow/report/figure.rst includes it)."""
-    return os.path.relpath(REPORT_DIR / "figures" / f"{wildcards.figure}.rst")
+    return str(REPORT_DIR / "figures" / f"{wildcards.figure}.rst")
 
 
 def baseline_params(wildcards):
+    """The part of the evaluation config this baseline's results depend on."""
     return baseline_settings(wildcards.baseline, config["evaluation"])
 
 

@@ -15,15 +15,18 @@ def main(snakemake) -> None:
         # The rule names the items table "inventory": Snakemake reserves "items".
         sources = {"items": inputs.inventory}
         sources.update({name: inputs[name] for name in ("purchases", "clusters") if name in inputs.keys()})
+
+        def table(name, columns):
+            """The input table `name` when this shard reads it (curatornet.sampling.plan.shard_inputs)."""
+            return read_table(sources[name], required=columns) if name in sources else None
+
         data = SamplingData.from_tables(
-            read_table(sources["items"], required=("item", "artist_id")),
-            read_table(sources["purchases"], required=("user", "item", "basket", "split"))
-            if "purchases" in sources
-            else None,
-            read_table(sources["clusters"], required=("item", "cluster")) if "clusters" in sources else None,
+            table("items", ("item", "artist_id")),
+            table("purchases", ("user", "item", "basket", "split")),
+            table("clusters", ("item", "cluster")),
             sources=sources,
         )
-        table, _ = sample_shard(
+        triples, _ = sample_shard(
             data,
             settings["guideline"],
             n_train=settings["train"],
@@ -31,8 +34,8 @@ def main(snakemake) -> None:
             seed=settings["seed"],
             max_profile=settings.get("max_profile", 1),
         )
-        write_parquet(table, snakemake.output.triples, TRIPLETS_SCHEMA)
-        log.info("%s: %d triples", settings["guideline"], table.num_rows)
+        write_parquet(triples, snakemake.output.triples, TRIPLETS_SCHEMA)
+        log.info("%s: %d triples", settings["guideline"], triples.num_rows)
 
 
 if __name__ == "__main__":
