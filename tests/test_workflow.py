@@ -182,6 +182,8 @@ def test_adding_a_lambda_runs_one_training_one_evaluation_and_what_reads_them(ti
             ("train", run): 1,
             ("evaluate_run", run): 1,
             ("select_runs", ""): 1,
+            # the selection may change, and with it the run that serves CuratorNet's batch recommendations
+            ("recommend_batch", "recommender=curatornet"): 1,
             ("gather_evaluation", ""): 1,
             ("stats", ""): 1,
             ("plot", "figure=learning_curves"): 1,
