@@ -60,6 +60,14 @@ def test_numbering_baskets_and_split(built):
     test = purchases[purchases["split"] == "test"]
     assert (test.groupby("user")["basket"].min() == baskets.loc[test["user"].unique(), "max"]).all()
     assert set(test["user"]) == set(baskets.index[baskets["max"] >= 1])
+    # The validation basket is the one before the test basket, for users with at least three.
+    valid = purchases[purchases["split"] == "valid"]
+    assert set(valid["user"]) == set(baskets.index[baskets["max"] >= 2]) and len(valid)
+    valid_baskets = valid.groupby("user")["basket"].agg(["min", "max"])
+    before_test = baskets.loc[valid_baskets.index, "max"] - 1
+    assert (valid_baskets["min"] == before_test).all() and (valid_baskets["max"] == before_test).all()
+    assert set(purchases["split"]) == {"train", "valid", "test"}
+    assert canonical.stats["users_with_valid_basket"] == valid["user"].nunique()
     table = pq.read_table(folder / "data" / "embeddings.parquet")
     assert (embeddings_matrix(table) == canonical.embeddings).all()
 

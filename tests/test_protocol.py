@@ -78,6 +78,16 @@ def test_inventory_replay(timeline):
     assert frame.loc[0, "user_id"] == "u0" and frame.loc[0, "n_candidates"] == 6
 
 
+def test_validation_rows_count_as_earlier_purchases(timeline):
+    items, purchases = timeline
+    with_valid = purchases.copy()
+    with_valid.loc[1, "split"] = "valid"  # user 0's basket before the test basket
+    cases = build_test_cases(items, with_valid)
+    assert cases.users.tolist() == [0]
+    assert cases.profiles[0].tolist() == [0, 1]
+    assert cases.truth[0].tolist() == [2, 4]
+
+
 def test_bad_input_names_field(timeline):
     items, purchases = timeline
     broken = purchases.copy()

@@ -21,7 +21,8 @@ ARTISTS = ["a0"] * 4 + ["a1"] * 3 + ["a2"] * 5 + ["a3"] * 2 + [None] * 3 + ["a4"
 ARTISTS += [f"b{k}" for k in range(9) for _ in range(4)]
 N_ITEMS = len(ARTISTS)
 CLUSTERS = [i % 6 for i in range(N_ITEMS)]
-# (user, basket, items, split). The last basket of a user with >= 2 baskets is the test basket.
+# (user, basket, items, split). The last basket of a user with >= 2 baskets is the test basket;
+# the one before it may be a validation basket (only user 2's is, the others stay train here).
 BASKETS = [
     (0, 0, [0, 1, 4], "train"),
     (0, 1, [2], "train"),
@@ -29,7 +30,7 @@ BASKETS = [
     (1, 0, [12], "train"),  # a single basket: train
     (2, 0, [14, 15], "train"),  # unknown artists
     (2, 1, [18, 0], "train"),
-    (2, 2, [19], "train"),
+    (2, 2, [19], "valid"),  # a validation basket is hidden from sampling like the test basket
     (2, 3, [20], "test"),
     (3, 0, [5], "train"),
     (3, 1, [5, 6], "train"),  # item 5 bought again
@@ -159,9 +160,10 @@ def test_every_triple_follows_its_guideline(data, guideline, max_profile):
     assert len(np.unique(hashes)) == len(hashes)
 
 
-def test_test_baskets_stay_hidden(data):
-    # (user, item) pairs bought only in a test basket
-    hidden = {(u, i) for u, _, items, split in BASKETS if split == "test" for i in items if i not in REF.owned[u]}
+def test_test_and_validation_baskets_stay_hidden(data):
+    # (user, item) pairs bought only in a test or validation basket
+    hidden = {(u, i) for u, _, items, split in BASKETS if split != "train" for i in items if i not in REF.owned[u]}
+    assert (2, 19) in hidden
     for guideline in ("d1_basket", "d2_next_basket", "d3_artist_cluster", "d4_profile", "random"):
         table, _ = sample_shard(data, guideline, 40, 0, seed=1, max_profile=64)
         for r in table.to_pylist():

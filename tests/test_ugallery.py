@@ -107,9 +107,13 @@ def test_small_research_layout_gives_baskets_and_split(tmp_path):
     p = data.purchases.merge(data.items[["item", "item_id"]], on="item")
     user_100 = p[p["user_id"] == "100"].sort_values(["basket", "item_id"])
     assert user_100["basket"].tolist() == [0, 0, 1, 2]
-    assert user_100["split"].tolist() == ["train", "train", "train", "test"]
+    # Three baskets: the last is the test basket, the one before it the validation basket.
+    assert user_100["split"].tolist() == ["train", "train", "valid", "test"]
+    # Two baskets: a test basket, but no validation basket (the user keeps one training basket).
+    assert p.loc[p["user_id"] == "200", "split"].tolist() == ["train", "test"]
     assert p.loc[p["user_id"] == "300", "split"].tolist() == ["train"]
     assert data.stats["baskets"] == 6 and data.stats["users_with_test_basket"] == 2
+    assert data.stats["users_with_valid_basket"] == 1
     assert data.items["one_of_a_kind"].tolist() == [True, True, False, True, False]
     assert data.items.loc[1, "upload_time"] == pd.Timestamp("2013-02-01 10:00:00.500")
 
@@ -145,6 +149,8 @@ def test_real_files_load_to_the_published_counts(ugallery_dir):
     assert data.purchases["user"].nunique() == 2919
     assert data.purchases.drop_duplicates(["user", "basket"]).shape[0] == 4897
     assert data.purchases.loc[data.purchases["split"] == "test", "user"].nunique() == 728
+    assert data.purchases.loc[data.purchases["split"] == "valid", "user"].nunique() == 338
+    assert data.stats["users_with_valid_basket"] == 338
     assert len(data.items) == 7742 and data.items["one_of_a_kind"].sum() == 6040
     assert data.embeddings.shape == (7742, 8)
 

@@ -46,11 +46,13 @@ def canonical_items(raw_items: pd.DataFrame) -> pd.DataFrame:
 
 
 def canonical_purchases(raw_purchases: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Dense users, item numbers, basket order and the train/test split.
+    """Dense users, item numbers, basket order and the train/valid/test split.
 
     A basket is one user's purchases at the same timestamp; baskets are
-    numbered 0.. in time order per user, and the last basket of every user
-    with at least two baskets is the test split.
+    numbered 0.. in time order per user. The last basket of every user with at
+    least two baskets is ``test``; the last training basket of every user with
+    at least three (their second-to-last basket) is ``valid``, so that every
+    such user keeps at least one ``train`` basket.
     """
     frame = raw_purchases.copy()
     frame["item"] = pd.Index(items["item_id"]).get_indexer(frame["item_id"]).astype(np.int32)
@@ -59,7 +61,9 @@ def canonical_purchases(raw_purchases: pd.DataFrame, items: pd.DataFrame) -> pd.
     frame["time"] = frame["time"].astype("datetime64[ms]")
     frame["basket"] = (frame.groupby("user")["time"].rank(method="dense").astype(np.int64) - 1).astype(np.int32)
     last_basket = frame.groupby("user")["basket"].transform("max")
-    frame["split"] = np.where((last_basket >= 1) & (frame["basket"] == last_basket), "test", "train")
+    is_test = (last_basket >= 1) & (frame["basket"] == last_basket)
+    is_valid = (last_basket >= 2) & (frame["basket"] == last_basket - 1)
+    frame["split"] = np.select([is_test, is_valid], ["test", "valid"], "train")
     frame = frame.sort_values(["user", "basket", "item"], kind="stable").reset_index(drop=True)
     return frame[PURCHASES_SCHEMA.names]
 
@@ -83,12 +87,13 @@ def build_canonical(raw: RawDataset, embeddings_for_items, seed: int | None = No
     embeddings = np.asarray(embeddings_for_items(items), dtype=np.float32)
     stats = dataset_statistics(items, purchases)
     log.info(
-        "canonical data: %d items, %d users, %d purchase rows, %d baskets, %d test users",
+        "canonical data: %d items, %d users, %d purchase rows, %d baskets, %d test users, %d validation users",
         len(items),
         stats["users"],
         stats["purchase_rows"],
         stats["baskets"],
         stats["users_with_test_basket"],
+        stats["users_with_valid_basket"],
     )
     return CanonicalData(items=items, embeddings=embeddings, purchases=purchases, stats=stats)
 

@@ -84,6 +84,7 @@ def dataset_statistics(items: pd.DataFrame, purchases: pd.DataFrame) -> dict[str
     stats.update(_histogram(baskets_per_user, "baskets_per_user"))
     stats.update(_histogram(items_per_user, "items_per_user"))
     stats["users_with_test_basket"] = float(purchases.loc[purchases["split"] == "test", "user"].nunique())
+    stats["users_with_valid_basket"] = float(purchases.loc[purchases["split"] == "valid", "user"].nunique())
 
     times = pd.to_datetime(purchases["time"])
     uploads = pd.to_datetime(items["upload_time"])

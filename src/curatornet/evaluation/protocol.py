@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from curatornet.artifacts import PURCHASE_SPLITS
 from curatornet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,12 @@ def build_test_cases(
     if bad.any():
         raise InputError(purchases_source, "item", bought[bad][:5].tolist(), f"item index outside 0..{n_items - 1}")
     splits = purchases["split"].astype("string")
-    unknown = ~splits.isin(["train", "test"]).to_numpy()
+    # Validation rows are ordinary earlier purchases here: they join the profile like training rows.
+    unknown = ~splits.isin(PURCHASE_SPLITS).to_numpy()
     if unknown.any():
-        raise InputError(purchases_source, "split", splits[unknown].head(3).tolist(), "split must be 'train' or 'test'")
+        raise InputError(
+            purchases_source, "split", splits[unknown].head(3).tolist(), f"split must be one of {list(PURCHASE_SPLITS)}"
+        )
     when = _millis(purchases["time"], purchases_source, "time", allow_missing=False)
     users = purchases["user"].to_numpy().astype(np.int64)
 

@@ -1,7 +1,7 @@
 """The training purchases, artists and clusters in the flat arrays the samplers use.
 
 Only purchases with ``split == "train"`` are used: the test baskets stay hidden
-(paper section 3.5, last paragraph). All per-user and per-basket sets are
+(paper section 3.5, last paragraph), and so do the validation baskets. All per-user and per-basket sets are
 stored as CSR arrays (``ptr`` offsets into a flat ``items`` array).
 """
 
@@ -15,10 +15,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curatornet.artifacts import PURCHASE_SPLITS
 from curatornet.errors import InputError
 from curatornet.sampling.arrays import offsets_from_lengths
 
-SPLITS = ("train", "test")
+_SPLIT_RULE = "split must be one of " + ", ".join(repr(s) for s in PURCHASE_SPLITS)
 
 
 @dataclass
@@ -134,10 +135,10 @@ class SamplingData:
         _require(p, ("user", "item", "basket", "split"), source)
         split = p.column("split")
         if split.null_count:
-            raise InputError(source, "split", None, "split must be 'train' or 'test'")
-        bad_split = pc.invert(pc.is_in(split, value_set=pa.array(SPLITS)))
+            raise InputError(source, "split", None, _SPLIT_RULE)
+        bad_split = pc.invert(pc.is_in(split, value_set=pa.array(PURCHASE_SPLITS)))
         if pc.any(bad_split).as_py():
-            raise InputError(source, "split", pc.filter(split, bad_split)[0].as_py(), "split must be 'train' or 'test'")
+            raise InputError(source, "split", pc.filter(split, bad_split)[0].as_py(), _SPLIT_RULE)
         user = _int_column(p, "user", source)
         p_item = _int_column(p, "item", source)
         basket = _int_column(p, "basket", source)
