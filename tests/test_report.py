@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 from test_plots import draw_all, fake_artifacts
 
 from curatornet import report
+from curatornet.data.prepare import prepare_dataset
 from curatornet.evaluation.evaluate import summarise
 
 
@@ -116,3 +118,25 @@ def test_paper_comparison_says_when_it_is_not(tmp_path):
     assert "VisRank &gt; VBPR &gt; CuratorNet &gt; Random" in section
     assert "does <b>not</b> reproduce" in section
     assert "0.7204" in section or ".7204" in section  # the paper's figure beside ours
+
+
+def decimals(value: float) -> int:
+    """Digits after the point as the constant is written (0.0682 -> 4, 40 -> 0)."""
+    text = repr(value)
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def test_ugallery_reference_matches_the_real_files(ugallery_dir):
+    real = prepare_dataset({"format": "ugallery", "path": str(ugallery_dir), "synthetic": {"embedding_dim": 8}}, 0)
+    shared = [name for name in report.UGALLERY_REFERENCE if name in real.stats]
+    for name in ("later_basket_known_artist_share", "same_artist_pair_share_basket", "same_artist_pair_share_user"):
+        assert name in shared and name in report.UGALLERY_REFERENCE
+    for name in shared:
+        constant, computed = report.UGALLERY_REFERENCE[name], real.stats[name]
+        if isinstance(constant, str):
+            assert computed == constant, name
+        else:
+            # The constant is the computed value rounded to the digits it is written with.
+            assert computed == pytest.approx(constant, abs=0.5 * 10 ** -decimals(constant) + 1e-12), name
+    # Only the evaluation protocol's numbers (checked in test_protocol.py) are not data set statistics.
+    assert set(report.UGALLERY_REFERENCE) - set(shared) == {"test_users", "mean_ground_truth", "median_inventory"}
