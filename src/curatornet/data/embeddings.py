@@ -15,8 +15,10 @@ The release format is a NumPy object array of shape (N, 2) whose rows are
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Sequence
+import pickle
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,24 +67,53 @@ def item_latents(
     return artist_latent[item_artist] + rng.normal(0.0, model.item_spread, size=(len(item_artist), model.latent_dim))
 
 
+@dataclass(frozen=True)
+class FeatureRenderer:
+    """Lifts latent vectors to ``dim`` non-negative channels shaped like pooled CNN features.
+
+    It keeps the state of its random stream, so the same features can be rendered
+    twice: whole (:meth:`render`) or chunk by chunk (:meth:`chunks`, which never
+    holds more than RENDER_CHUNK_ROWS rows, for data sets whose features do not
+    fit in memory). Both give identical values.
+    """
+
+    dim: int
+    model: StyleModel
+    rng_state: dict
+
+    @classmethod
+    def from_rng(cls, dim: int, rng: np.random.Generator, model: StyleModel) -> FeatureRenderer:
+        return cls(dim, model, copy.deepcopy(rng.bit_generator.state))
+
+    def chunks(self, latents: np.ndarray) -> Iterator[np.ndarray]:
+        rng = np.random.Generator(getattr(np.random, self.rng_state["bit_generator"])())
+        rng.bit_generator.state = copy.deepcopy(self.rng_state)
+        model, dim = self.model, self.dim
+        gain = model.gain / np.sqrt(model.latent_dim)
+        projection = (rng.standard_normal((model.latent_dim, dim)) * gain).astype(np.float32)
+        channel_bias = (model.offset + rng.normal(0.0, model.channel_bias_sd, size=dim)).astype(np.float32)
+        for start in range(0, latents.shape[0], RENDER_CHUNK_ROWS):
+            stop = min(start + RENDER_CHUNK_ROWS, latents.shape[0])
+            pre = latents[start:stop].astype(np.float32) @ projection
+            pre += channel_bias
+            pre += model.noise_sd * rng.standard_normal((stop - start, dim), dtype=np.float32)
+            np.exp(pre, out=pre)
+            pre -= model.floor
+            np.maximum(pre, 0.0, out=pre)
+            yield pre
+
+    def render(self, latents: np.ndarray) -> np.ndarray:
+        features = np.empty((latents.shape[0], self.dim), dtype=np.float32)
+        start = 0
+        for chunk in self.chunks(latents):
+            features[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        return features
+
+
 def render_features(latents: np.ndarray, dim: int, rng: np.random.Generator, model: StyleModel) -> np.ndarray:
     """Lift latent vectors to ``dim`` non-negative channels shaped like pooled CNN features."""
-    n_rows = latents.shape[0]
-    projection = (rng.standard_normal((model.latent_dim, dim)) * (model.gain / np.sqrt(model.latent_dim))).astype(
-        np.float32
-    )
-    channel_bias = (model.offset + rng.normal(0.0, model.channel_bias_sd, size=dim)).astype(np.float32)
-    features = np.empty((n_rows, dim), dtype=np.float32)
-    for start in range(0, n_rows, RENDER_CHUNK_ROWS):
-        stop = min(start + RENDER_CHUNK_ROWS, n_rows)
-        pre = latents[start:stop].astype(np.float32) @ projection
-        pre += channel_bias
-        pre += model.noise_sd * rng.standard_normal((stop - start, dim), dtype=np.float32)
-        np.exp(pre, out=pre)
-        pre -= model.floor
-        np.maximum(pre, 0.0, out=pre)
-        features[start:stop] = pre
-    return features
+    return FeatureRenderer.from_rng(dim, rng, model).render(latents)
 
 
 def synthetic_embeddings(
@@ -117,13 +148,67 @@ def synthetic_embeddings(
     return render_features(latents, dim, render_rng, model)
 
 
-def write_embeddings_npy(path: str | Path, item_ids: Sequence[str], matrix: np.ndarray) -> None:
-    """Write the release format (object array of [item_id, float32 vector] rows) atomically."""
-    rows = np.empty((len(item_ids), 2), dtype=object)
-    rows[:, 0] = list(item_ids)
-    rows[:, 1] = list(np.asarray(matrix, dtype=np.float32))
+def write_embeddings_npy(path: str | Path, item_ids: Sequence[str], vectors: np.ndarray | Iterable[np.ndarray]) -> None:
+    """Write the release format (object array of [item_id, float32 vector] rows) atomically.
+
+    ``vectors`` is an (N, dim) matrix or an iterable of row chunks; chunks are
+    written as they come, so the whole matrix never needs to be in memory.
+    """
+    n_rows = len(item_ids)
+    chunks = [np.asarray(vectors, dtype=np.float32)] if isinstance(vectors, np.ndarray) else vectors
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, rows, allow_pickle=True)
+        np.lib.format.write_array_header_2_0(handle, {"descr": "|O", "fortran_order": False, "shape": (n_rows, 2)})
+        pickler = _StreamPickler(handle, protocol=4)
+        # No memo: it would keep every row alive until the end (a second copy of the matrix).
+        pickler.fast = True
+        pickler.dump(_ObjectRows(n_rows, _row_items(item_ids, chunks)))
+        if pickler.rows_written != n_rows:
+            raise ValueError(f"{n_rows} item ids but {pickler.rows_written} embedding rows")
+
+
+class _ObjectRows:
+    """Stands for an (n, 2) object array whose items are produced while pickling."""
+
+    def __init__(self, n_rows: int, items: Iterator):
+        self.n_rows = n_rows
+        self.items = items
+
+
+class _ListItems:
+    def __init__(self, items: Iterator):
+        self.items = items
+
+
+class _StreamPickler(pickle.Pickler):
+    """Pickles :class:`_ObjectRows` exactly as NumPy pickles an object array, with the
+    array's element list filled from an iterator (numpy's own reduction, so np.load reads it)."""
+
+    rows_written = 0
+
+    def reducer_override(self, obj):
+        if isinstance(obj, _ObjectRows):
+            rebuild, args, (version, _, dtype, fortran, _) = np.empty((0, 2), dtype=object).__reduce__()
+            return rebuild, args, (version, (obj.n_rows, 2), dtype, fortran, _ListItems(self._count(obj.items)))
+        if isinstance(obj, _ListItems):
+            return list, (), None, obj.items
+        return NotImplemented
+
+    def _count(self, items: Iterator) -> Iterator:
+        for position, item in enumerate(items):
+            self.rows_written = position // 2 + 1
+            yield item
+
+
+def _row_items(item_ids: Sequence[str], chunks: Iterable[np.ndarray]) -> Iterator:
+    """id, vector, id, vector, ... (the row-major elements of the object array)."""
+    ids = iter(item_ids)
+    for chunk in chunks:
+        for vector in chunk:
+            item_id = next(ids, None)
+            if item_id is None:
+                raise ValueError(f"more embedding rows than the {len(item_ids)} item ids")
+            yield str(item_id)
+            yield vector
 
 
 def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
