@@ -20,30 +20,11 @@ from curatornet.errors import InputError
 
 
 def read_new_items(path: str | Path, dim: int) -> tuple[list[str], np.ndarray]:
-    """Ids and (n, dim) vectors of a .npy of [item_id, vector] rows."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, str(path), "file does not exist")
-    try:
-        rows = np.load(path, allow_pickle=True)
-    except (ValueError, OSError) as exc:
-        raise InputError(path, None, str(path), f"not a readable .npy file ({exc})") from exc
-    if rows.ndim == 0 or len(rows) == 0:
-        raise InputError(path, None, rows.shape, "no [item_id, vector] rows")
-    ids, vectors = [], []
-    for k, row in enumerate(rows):
-        if len(row) != 2:
-            raise InputError(path, f"row {k}", row, "expected an [item_id, vector] pair")
-        vector = np.asarray(row[1], dtype=np.float32).reshape(-1)
-        if vector.shape[0] != dim:
-            raise InputError(path, f"row {k} vector", vector.shape[0], f"expected length {dim}")
-        if not np.isfinite(vector).all():
-            raise InputError(path, f"row {k} vector", "NaN/inf", "vectors must be finite")
-        ids.append(str(row[0]))
-        vectors.append(vector)
-    if len(set(ids)) != len(ids):
-        raise InputError(path, "item_id", sorted({i for i in ids if ids.count(i) > 1})[:5], "duplicate ids")
-    return ids, np.stack(vectors)
+    """Ids and (n, dim) vectors of a .npy of [item_id, vector] rows (checked like the data stage's)."""
+    from curatornet.data.embeddings import read_embeddings_npy
+
+    ids, vectors = read_embeddings_npy(path, expected_dim=dim)
+    return [str(i) for i in ids], vectors
 
 
 def recommend(

@@ -7,6 +7,7 @@ and wrong types and filled the defaults; this adds the rules between keys.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
             raise InputError(source, "dataset.path", path, "format 'ugallery' needs the folder of the UGallery files")
         if not Path(path).is_dir():
             raise InputError(source, "dataset.path", path, "folder does not exist")
+    parse_reference_time(dataset.get("reference_time"), source)
     embeddings = dataset.get("embeddings", "synthetic")
     if embeddings != "synthetic" and not Path(embeddings).is_file():
         raise InputError(source, "dataset.embeddings", embeddings, "embeddings file does not exist")
@@ -35,6 +37,19 @@ def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
         for sampling, values in grid.items():
             if len(set(values)) != len(values):
                 raise InputError(source, f"training.runs.{model}.{sampling}", values, "repeated L2 value")
+
+
+def parse_reference_time(value: Any, source: str = CONFIG_NAME) -> datetime | None:
+    """``dataset.reference_time`` as a naive UTC datetime (None stays None: "now", decided by the caller)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError as exc:
+        raise InputError(source, "dataset.reference_time", value, "not an ISO 8601 date-time") from exc
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 def sorted_config(value: Any) -> Any:

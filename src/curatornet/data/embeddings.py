@@ -216,16 +216,30 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
 
     Every vector must have the same length (``expected_dim`` when given,
     otherwise the most common length) and finite values; ids must be unique.
+    A file that is not such an object array (truncated, garbage, a plain
+    numeric matrix) is refused with an :class:`InputError`.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, str(path), "embeddings file does not exist")
     try:
         rows = np.load(path, allow_pickle=True)
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(path, None, str(path), f"not a readable .npy file ({exc})") from exc
+    except Exception as exc:  # a damaged file fails in the header parser or in pickle, in many ways
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise InputError(
+            path, "npy data", f"{path.stat().st_size} bytes", f"not a readable NumPy .npy file ({detail})"
+        ) from exc
+    if not isinstance(rows, np.ndarray):
+        raise InputError(path, "npy data", type(rows).__name__, "expected a NumPy array of [item_id, vector] rows")
     if rows.ndim != 2 or rows.shape[1] != 2:
         raise InputError(path, "shape", rows.shape, "expected an array of [item_id, vector] rows, shape (N, 2)")
+    if rows.dtype != object:
+        raise InputError(
+            path,
+            "dtype",
+            str(rows.dtype),
+            f"expected an object array of [item_id, vector] rows; this is a plain {rows.shape} matrix of numbers",
+        )
     if rows.shape[0] == 0:
         raise InputError(path, "rows", 0, "embeddings file has no rows")
     ids = np.array([str(v) for v in rows[:, 0]], dtype=object)
@@ -240,7 +254,16 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
             int(lengths[first]),
             f"vector length differs from {dim} ({wrong.size} rows affected)",
         )
-    matrix = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in rows[:, 1]])
+    # Row by row, releasing each source vector: the file's objects and the matrix are never both whole.
+    matrix = np.empty((rows.shape[0], dim), dtype=np.float32)
+    for k in range(rows.shape[0]):
+        try:
+            matrix[k] = np.asarray(rows[k, 1], dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                path, f"embedding of item {ids[k]}", _short_repr(rows[k, 1]), "not a vector of numbers"
+            ) from exc
+        rows[k, 1] = None
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
         first = bad[0]
@@ -256,6 +279,29 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
         raise InputError(path, "item_id", ids[np.flatnonzero(duplicated)[0]], "item id appears more than once")
     log.info("read %d embeddings of dimension %d from %s", len(ids), dim, path)
     return ids, matrix
+
+
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_embeddings_vary(matrix: np.ndarray, item_ids: Sequence[str], source: str | Path) -> None:
+    """Refuse embeddings that are the same vector for every item (all zeros, a constant):
+    visual clusters and visual models would see one item."""
+    if len(matrix) < 2:
+        return
+    spread = float((matrix.max(axis=0) - matrix.min(axis=0)).max())
+    scale = max(1.0, float(np.abs(matrix[0]).max()))
+    if spread <= 1e-6 * scale:
+        first = np.asarray(matrix[0])
+        shown = "[" + ", ".join(f"{v:g}" for v in first[:4]) + (", ...]" if first.size > 4 else "]")
+        raise InputError(
+            source,
+            "embedding",
+            f"{shown} for all {len(matrix)} items, e.g. {item_ids[0]}",
+            "every item has the same embedding vector (no variation): visual clusters and models need distinct ones",
+        )
 
 
 def align_embeddings(
