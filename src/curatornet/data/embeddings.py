@@ -154,9 +154,17 @@ def write_embeddings_npy(path: str | Path, item_ids: Sequence[str], vectors: np.
     ``vectors`` is an (N, dim) matrix or an iterable of row chunks; chunks are
     written as they come, so the whole matrix never needs to be in memory.
     """
+    with atomic_path(path) as tmp:
+        write_embeddings_rows(tmp, item_ids, vectors)
+
+
+def write_embeddings_rows(
+    path: str | Path, item_ids: Sequence[str], vectors: np.ndarray | Iterable[np.ndarray]
+) -> None:
+    """Write the release format to ``path`` directly (callers make it atomic)."""
     n_rows = len(item_ids)
     chunks = [np.asarray(vectors, dtype=np.float32)] if isinstance(vectors, np.ndarray) else vectors
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    with open(path, "wb") as handle:
         np.lib.format.write_array_header_2_0(handle, {"descr": "|O", "fortran_order": False, "shape": (n_rows, 2)})
         pickler = _StreamPickler(handle, protocol=4)
         # No memo: it would keep every row alive until the end (a second copy of the matrix).
