@@ -13,7 +13,7 @@ import yaml
 from snakemake.utils import validate
 
 from curatornet.config import check_config
-from curatornet.data.embeddings import write_embeddings_npy
+from curatornet.data.embeddings import read_embeddings_npy, write_embeddings_npy
 from curatornet.data.prepare import prepare_dataset, write_canonical
 from curatornet.data.synthetic import generate, parameters_for, write_public_release
 from curatornet.errors import InputError
@@ -206,17 +206,16 @@ def test_embeddings_without_variation(raw, value):
 
 
 def test_new_items_file_is_checked_like_the_data_stage(tmp_path):
-    from curatornet.cli import read_new_items
-
+    """recommend --new-items reads its file with read_embeddings_npy, so it is refused the same way."""
     path = tmp_path / "new.npy"
     write_embeddings_npy(path, ["a", "b"], np.ones((2, DIM), dtype=np.float32))
-    assert read_new_items(path, DIM)[0] == ["a", "b"]
+    assert read_embeddings_npy(path, DIM)[0].tolist() == ["a", "b"]
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(InputError, match=r"new\.npy.*npy data.*not a readable NumPy \.npy file"):
-        read_new_items(path, DIM)
+        read_embeddings_npy(path, DIM)
     np.save(path, np.zeros((2, 2)))
     with pytest.raises(InputError, match=r"new\.npy.*'dtype'.*float64"):
-        read_new_items(path, DIM)
+        read_embeddings_npy(path, DIM)
 
 
 def test_purchase_in_the_future(raw):

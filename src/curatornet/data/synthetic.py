@@ -54,10 +54,7 @@ from curatornet.io import write_csv
 
 log = logging.getLogger(__name__)
 
-DAY = np.timedelta64(1, "D")
 MS_PER_DAY = 86_400_000
-#: Stands in for -inf in log-weights (keeps arithmetic free of inf - inf).
-EXCLUDED = np.float32(-1e30)
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ class GeneratorParameters:
     baskets_per_user_shift: float = 1.0
     max_baskets_per_user: int = 60
     #: The real log has one buyer far beyond the power law (212 baskets; the next has 46).
-    #: The most active users, this many per preset-sized data set, get this many baskets.
+    #: The outlier_buyers most active users (per unit of scale) get outlier_buyer_baskets baskets.
     outlier_buyers: int = 1
     outlier_buyer_baskets: int = 212
     basket_size_exponent: float = 3.0
