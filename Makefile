@@ -20,11 +20,15 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/snakemake --cores $(CORES)
 
-test: install
+# What CI runs (.ci/run): the linters and formatters, then the tests.
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
 
 clean:
-	rm -rf results logs .snakemake
+	rm -rf results logs .snakemake benchmarks/results

@@ -1,9 +1,9 @@
-"""Training throughput of CuratorNet and its share of the machine's matmul rate.
+"""Training throughput of CuratorNet and VBPR, and CuratorNet's share of the machine's matmul rate.
 
 Usage:
-    .venv/bin/python benchmarks/bench_training.py [--batch-sizes 4096 16384] [--seconds 20]
-        [--triplets results/triplets/guidelines/train.parquet --embeddings results/data/embeddings.parquet]
-        [--threads 2] [--no-allocator-tuning]
+    .venv/bin/python benchmarks/bench_training.py [--models curatornet vbpr] [--batch-sizes 4096 16384]
+        [--seconds 20] [--triplets results/triplets/guidelines/train.parquet
+        --embeddings results/data/embeddings.parquet] [--threads 2] [--no-allocator-tuning]
 
 Without files it generates UGallery-like triples (7,700 items of 2,048
 dimensions, 2,900 users with heavy-tailed histories, one third of the triples
@@ -35,20 +35,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from curatornet.models.training import (  # noqa: E402
-    TripletArrays,
-    choose_item_mode,
-    configure_tensorflow,
-    iterate_batches,
-    read_embeddings,
-    read_triplets,
-    tune_allocator,
-)
+from curatornet.models.environment import configure_tensorflow, tune_allocator  # noqa: E402
+from curatornet.models.features import Standardizer  # noqa: E402
+from curatornet.models.loop import iterate_batches  # noqa: E402
+from curatornet.models.train import choose_curatornet_item_mode, read_embeddings  # noqa: E402
+from curatornet.sampling.triples import Triples, read_triplets  # noqa: E402
 
 PAPER_TRIPLES = 10_000_000
 
 
-def synthetic(n_items: int, dim: int, n_users: int, n_triples: int, seed: int) -> tuple[np.ndarray, TripletArrays]:
+def synthetic(n_items: int, dim: int, n_users: int, n_triples: int, seed: int) -> tuple[np.ndarray, Triples]:
     rng = np.random.default_rng(seed)
     features = rng.standard_normal((n_items, dim), dtype=np.float32)
     sizes = np.minimum(1 + rng.zipf(1.8, n_users), 64)
@@ -66,7 +62,7 @@ def synthetic(n_items: int, dim: int, n_users: int, n_triples: int, seed: int) -
     single = rng.integers(0, n_items, n_triples).astype(np.int32)
     values = history[np.repeat(start, lengths) + within]
     values[offsets[:-1][kind == 2]] = single[kind == 2]
-    data = TripletArrays(
+    data = Triples(
         offsets,
         values.astype(np.int32),
         rng.integers(0, n_items, n_triples).astype(np.int32),
@@ -105,20 +101,19 @@ def step_flops(n_items: int, n_profiles: int, dim: int, tower: tuple[int, ...], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=["curatornet", "vbpr"], default=["curatornet", "vbpr"])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--seconds", type=float, default=20.0, help="timed training per batch size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--triplets", type=Path)
     parser.add_argument("--embeddings", type=Path)
-    parser.add_argument("--item-mode", choices=["auto", "unique", "catalogue"], default="auto")
+    parser.add_argument("--item-mode", choices=["auto", "unique", "catalogue", "gather"], default="auto")
     parser.add_argument("--no-allocator-tuning", action="store_true")
     args = parser.parse_args()
 
     if not args.no_allocator_tuning:
         print(f"allocator tuning (mallopt): {tune_allocator()}")
     configure_tensorflow(threads=args.threads, seed=0)
-    from curatornet.models.curatornet import CuratorNet, CuratorNetTrainer
-
     if args.triplets:
         features = read_embeddings(args.embeddings)
         data = read_triplets(args.triplets, len(features))
@@ -128,51 +123,88 @@ def main() -> None:
         source = "generated UGallery-like triples"
     data.add_profile_keys()
     n_items, dim = features.shape
+    standardizer = Standardizer.fit(features)
     lengths = np.diff(data.offsets)
     print(f"data: {source}: {len(data)} triples, {n_items} items x {dim}, mean profile {lengths.mean():.2f} items")
+    for model_name in args.models:
+        for batch_size in args.batch_sizes:
+            if model_name == "curatornet":
+                bench_curatornet(args, data, features, standardizer, batch_size)
+            else:
+                bench_vbpr(args, data, features, standardizer, batch_size)
 
-    for batch_size in args.batch_sizes:
-        model = CuratorNet(dim, seed=0)
-        mode = choose_item_mode(data, n_items, batch_size, 0) if args.item_mode == "auto" else args.item_mode
-        trainer = CuratorNetTrainer(model, features, 1e-4, 1e-3, item_mode=mode)
-        rng = np.random.default_rng(0)
-        batches = iterate_batches(data, batch_size, rng, distinct_profiles=True)
-        trainer.train_step(next(batches))  # trace and warm up
-        # The machine may be shared: the matmul reference is taken just before and just after.
-        before = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        triples = steps = 0
-        flops = items_sum = profiles_sum = 0.0
-        started = time.perf_counter()
-        for batch in batches:
-            trainer.train_step(batch)
-            distinct = (
-                n_items
-                if mode == "catalogue"
-                else len(np.unique(np.concatenate([batch.positive, batch.negative, batch.values])))
-            )
-            n_profiles = int(batch.row_ids[-1]) + 1
-            flops += step_flops(distinct, n_profiles, dim, model.tower_units, model.head_units)
-            items_sum += distinct
-            profiles_sum += n_profiles
-            triples += len(batch)
-            steps += 1
-            if time.perf_counter() - started > args.seconds:
-                break
-        elapsed = time.perf_counter() - started
-        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / max(steps, 1)
-        rate = triples / elapsed
-        achieved = flops / elapsed / 1e9
-        after = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
-        reference = (before + after) / 2
-        print(
-            f"batch {batch_size} (tower per {mode}): {rate:,.0f} triples/s over {steps} steps; "
-            f"{items_sum / steps:,.0f} distinct items and {profiles_sum / steps:,.0f} distinct profiles per step; "
-            f"{achieved:.1f} GFLOP/s vs matmul {reference:.1f} GFLOP/s (before {before:.0f}, after {after:.0f}) "
-            f"= {achieved / reference:.0%} of the matmul rate; "
-            f"{faults:,.0f} minor page faults per step; "
-            f"one epoch over {PAPER_TRIPLES:,} triples: {PAPER_TRIPLES / rate / 60:.1f} min (extrapolated)"
+
+def bench_curatornet(args, data: Triples, features: np.ndarray, standardizer: Standardizer, batch_size: int) -> None:
+    from curatornet.models.curatornet import CuratorNet, CuratorNetTrainer
+
+    n_items, dim = features.shape
+    model = CuratorNet(dim, seed=0)
+    mode = choose_curatornet_item_mode(data, n_items, batch_size, 0) if args.item_mode == "auto" else args.item_mode
+    trainer = CuratorNetTrainer(model, standardizer, features, 1e-4, 1e-3, item_mode=mode)
+    rng = np.random.default_rng(0)
+    batches = iterate_batches(data, batch_size, rng, distinct_profiles=True)
+    trainer.train_step(next(batches))  # trace and warm up
+    # The machine may be shared: the matmul reference is taken just before and just after.
+    before = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    triples = steps = 0
+    flops = items_sum = profiles_sum = 0.0
+    started = time.perf_counter()
+    for batch in batches:
+        trainer.train_step(batch)
+        distinct = (
+            n_items
+            if mode == "catalogue"
+            else len(np.unique(np.concatenate([batch.positive, batch.negative, batch.values])))
         )
+        n_profiles = int(batch.row_ids[-1]) + 1
+        flops += step_flops(distinct, n_profiles, dim, model.tower_units, model.head_units)
+        items_sum += distinct
+        profiles_sum += n_profiles
+        triples += len(batch)
+        steps += 1
+        if time.perf_counter() - started > args.seconds:
+            break
+    elapsed = time.perf_counter() - started
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / max(steps, 1)
+    rate = triples / elapsed
+    achieved = flops / elapsed / 1e9
+    after = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
+    reference = (before + after) / 2
+    print(
+        f"CuratorNet batch {batch_size} (tower per {mode}): {rate:,.0f} triples/s over {steps} steps; "
+        f"{items_sum / steps:,.0f} distinct items and {profiles_sum / steps:,.0f} distinct profiles per step; "
+        f"{achieved:.1f} GFLOP/s vs matmul {reference:.1f} GFLOP/s (before {before:.0f}, after {after:.0f}) "
+        f"= {achieved / reference:.0%} of the matmul rate; "
+        f"{faults:,.0f} minor page faults per step; "
+        f"one epoch over {PAPER_TRIPLES:,} triples: {PAPER_TRIPLES / rate / 60:.1f} min (extrapolated)"
+    )
+
+
+def bench_vbpr(args, data: Triples, features: np.ndarray, standardizer: Standardizer, batch_size: int) -> None:
+    from curatornet.models.vbpr import VBPR, VBPRTrainer, choose_item_mode
+
+    n_items, dim = features.shape
+    known = data.take(data.user >= 0).without_profiles()
+    model = VBPR(int(known.user.max()) + 1, n_items, dim, seed=0)
+    model.mark_known_users(known.user)
+    mode = choose_item_mode(n_items, batch_size) if args.item_mode == "auto" else args.item_mode
+    trainer = VBPRTrainer(model, standardizer, features, 1e-4, 5e-3, item_mode=mode)
+    batches = iterate_batches(known, batch_size, np.random.default_rng(0))
+    trainer.train_step(next(batches))  # trace and warm up
+    triples = steps = 0
+    started = time.perf_counter()
+    for batch in batches:
+        trainer.train_step(batch)
+        triples += len(batch)
+        steps += 1
+        if time.perf_counter() - started > args.seconds:
+            break
+    rate = triples / (time.perf_counter() - started)
+    print(
+        f"VBPR batch {batch_size} (visual terms per {mode}): {rate:,.0f} triples/s over {steps} steps; "
+        f"one epoch over {PAPER_TRIPLES:,} triples: {PAPER_TRIPLES / rate / 60:.1f} min (extrapolated)"
+    )
 
 
 if __name__ == "__main__":

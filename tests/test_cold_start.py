@@ -11,41 +11,23 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from test_training import write_embeddings  # noqa: E402
+from planted import N_ITEMS, catalogue, planted_triples, settings, train_paths, write_data_folder, write_triplets  # noqa: E402
 
 from curatornet.cli import main  # noqa: E402
-from curatornet.io import write_parquet  # noqa: E402
 from curatornet.models.base import Queries  # noqa: E402
 from curatornet.models.registry import load_scorer  # noqa: E402
-from curatornet.models.training import TrainSettings, planted_preference, train_model, write_triplets  # noqa: E402
-
-N_ITEMS = 300
+from curatornet.models.train import train_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A small CuratorNet and the data folder layout the CLI reads (items + embeddings)."""
+    """A small CuratorNet and the data folder the CLI reads (items, embeddings, purchases)."""
     root = tmp_path_factory.mktemp("cold")
-    embeddings, train, taste = planted_preference(n_triples=3000, seed=1)
-    _, valid, _ = planted_preference(n_triples=600, seed=2)
-    data = root / "data"
-    write_embeddings(embeddings, data / "embeddings.parquet")
-    write_parquet(
-        pd.DataFrame(
-            {
-                "item": np.arange(N_ITEMS, dtype=np.int32),
-                "item_id": [f"art{k:03d}" for k in range(N_ITEMS)],
-                "artist_id": [f"artist{k % 7}" for k in range(N_ITEMS)],
-            }
-        ),
-        data / "items.parquet",
-    )
-    write_triplets(train, root / "train.parquet")
-    write_triplets(valid, root / "valid.parquet", "valid")
-    settings = TrainSettings(
-        model="curatornet", batch_size=256, max_epochs=4, seed=3, tower_units=(16, 16), head_units=(24, 16, 16)
-    )
-    train_model(settings, root / "train.parquet", root / "valid.parquet", data / "embeddings.parquet", root / "model")
+    embeddings, taste = catalogue()
+    data = write_data_folder(root / "data")
+    write_triplets(planted_triples(3000, seed=1), root / "train.parquet")
+    write_triplets(planted_triples(600, seed=2), root / "valid.parquet", "valid")
+    train_model(settings("curatornet", seed=3), **train_paths(root, data), out_dir=root / "model")
     centres = np.stack([embeddings[taste == t].mean(0) for t in range(4)])
     return root, embeddings, taste, centres
 

@@ -7,11 +7,13 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+import pandas as pd  # noqa: E402
+
 from curatornet.models.base import Queries  # noqa: E402
 from curatornet.models.curatornet import CuratorNet, CuratorNetScorer  # noqa: E402
 from curatornet.models.features import Standardizer  # noqa: E402
+from curatornet.models.persistence import write_model_dir  # noqa: E402
 from curatornet.models.registry import load_scorer  # noqa: E402
-from curatornet.models.training import write_model_dir  # noqa: E402
 
 DIM = 48  # differs from every other layer input (2 x 16 = 32)
 
@@ -112,7 +114,7 @@ def test_scorer_matches_network_and_save_load(tmp_path):
         tmp_path,
         model,
         standardizer,
-        None,
+        pd.DataFrame(),
         {"model": "curatornet", "n_items": 40, "n_users": 0, "hyperparameters": model.hyperparameters()},
     )
     restored = load_scorer(tmp_path, embeddings)

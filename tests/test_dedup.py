@@ -58,7 +58,7 @@ def test_first_copy_wins_and_splits_are_disjoint():
         ("d3_artist_cluster", "train"): (0, 0, 0),
         ("d3_artist_cluster", "valid"): (3, 1, 2),
     }
-    assert list(report.columns) == ["guideline", "split", "before", "after", "dropped"]
+    assert list(report.columns) == ["guideline", "split", "before", "after", "dropped", "users"]
     assert report["guideline"].tolist()[::2] == ["d1_basket", "d2_next_basket", "d3_artist_cluster"]
 
 

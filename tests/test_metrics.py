@@ -117,13 +117,17 @@ def test_evaluate_methods_per_user_and_summary():
         "Method",
         "sampling",
         "λ",
+        "seed",
+        "split",
         "AUC",
         "R@1",
         "P@1",
         "nDCG@1",
+        "nDCG@1 (paper)",
         "R@2",
         "P@2",
         "nDCG@2",
+        "nDCG@2 (paper)",
         "users",
     ]
     assert summary.loc[0, "AUC"] == pytest.approx(0.75)
@@ -139,12 +143,34 @@ def test_summary_order_oracle_first_random_last():
             "method": ["random", "visrank", "oracle", "curatornet"],
             "sampling": ["", "", "", "guidelines"],
             "l2": ["", "", "", "0.001"],
+            "seed": ["", "", "", "0"],
+            "split": "test",
             "user": [0, 0, 0, 0],
             "auc": [0.9, 0.6, 1.0, 0.7],  # Random last even with the best AUC of the rest
             "recall@20": 0.0,
             "precision@20": 0.0,
             "ndcg@20": 0.0,
+            "ndcg_paper@20": 0.0,
         }
     )
     summary = summarise(per_user, ks=[20])
     assert summary["Method"].tolist() == ["Oracle", "CuratorNet", "VisRank", "Random"]
+
+
+def test_paper_ndcg_divides_by_the_ideal_dcg_of_the_hits():
+    # Truth of 3 items; hits at ranks 2 and 4 of the top 5.
+    hit = np.array([[False, True, False, True, False]])
+    paper = metrics.ndcg_paper_curve(hit)[0]
+    standard = metrics.ndcg_curve(hit, np.array([3]))[0]
+    # Hand-computed: DCG@5 = 1/log2(3) + 1/log2(5) = 0.63093 + 0.43068 = 1.06161;
+    # the paper's ideal is that of 2 hits, 1 + 1/log2(3) = 1.63093; the standard one
+    # that of min(3, 5) = 3 items, 1.63093 + 0.5 = 2.13093.
+    assert paper[4] == pytest.approx(1.06161 / 1.63093, abs=1e-5)
+    assert standard[4] == pytest.approx(1.06161 / 2.13093, abs=1e-5)
+    # At k = 1 there is no hit yet: 0 in both forms; at k = 2 one hit at rank 2.
+    assert paper[0] == 0.0 and standard[0] == 0.0
+    assert paper[1] == pytest.approx(0.63093, abs=1e-5)
+    # A perfect ranking (the Oracle) scores 1 in both forms.
+    oracle = np.array([[True, True, True, False, False]])
+    np.testing.assert_allclose(metrics.ndcg_paper_curve(oracle)[0][2:], 1.0)
+    np.testing.assert_allclose(metrics.ndcg_curve(oracle, np.array([3]))[0][2:], 1.0)

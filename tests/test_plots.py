@@ -55,6 +55,8 @@ def fake_artifacts(seed: int = 0) -> dict:
                     "method": m,
                     "sampling": s,
                     "l2": lam,
+                    "seed": "0" if s else "",
+                    "split": "test",
                     "user": users,
                     "auc": rng.random(len(users)),
                     "n_truth": 1,
@@ -72,6 +74,8 @@ def fake_artifacts(seed: int = 0) -> dict:
                     "method": m,
                     "sampling": s,
                     "l2": lam,
+                    "seed": "0" if s else "",
+                    "split": "test",
                     "k": np.arange(1, 11),
                     "recall": np.linspace(0, 1, 10) * rng.random(),
                     "precision": 0.1,
@@ -98,6 +102,8 @@ def fake_artifacts(seed: int = 0) -> dict:
                     "method": m,
                     "sampling": s,
                     "l2": lam,
+                    "seed": "0" if s else "",
+                    "split": "test",
                     "user": np.repeat(users, 10),
                     "rank": np.tile(np.arange(1, 11), len(users)),
                     "item": rng.integers(0, n_items, 10 * len(users)),
@@ -111,15 +117,19 @@ def fake_artifacts(seed: int = 0) -> dict:
     sampling_ttest = pd.DataFrame(
         {
             "model": ["curatornet", "vbpr"],
-            "l2": ["0.001", "0/0.01"],
-            "mean_auc_guidelines": [0.7, 0.6],
-            "mean_auc_random": [0.6, 0.55],
+            "l2_guidelines": ["0.001", "0"],
+            "l2_random": ["0.001", "0.01"],
             "n_users": [8, 8],
+            "mean_a": [0.7, 0.6],
+            "mean_b": [0.6, 0.55],
+            "mean_diff": [0.1, 0.05],
+            "ci_low": [0.01, -0.05],
+            "ci_high": [0.2, 0.15],
+            "d_z": [0.8, 0.3],
             "t": [2.0, 1.1],
             "p": [0.04, 0.3],
             "wilcoxon_p": [0.05, 0.3],
-            "ci_low": [0.01, -0.05],
-            "ci_high": [0.2, 0.15],
+            "p_holm": [0.08, 0.3],
         }
     )
     selection = pd.DataFrame(
@@ -127,15 +137,26 @@ def fake_artifacts(seed: int = 0) -> dict:
             "model": ["curatornet", "curatornet", "vbpr", "vbpr"],
             "sampling": ["guidelines", "random", "guidelines", "random"],
             "l2": ["0.001", "0.001", "0", "0.01"],
-            "valid_accuracy": [0.8, 0.7, 0.75, 0.6],
+            "seeds": 1,
+            "valid_auc": [0.8, 0.7, 0.75, 0.6],
+            "valid_auc_min": [0.8, 0.7, 0.75, 0.6],
+            "valid_auc_max": [0.8, 0.7, 0.75, 0.6],
             "selected": True,
+            "best_seed": 0,
         }
     )
     histories = {
         "CuratorNet (guidelines, λ=0.001)": pd.DataFrame(
-            {"epoch": [1, 2, 3], "loss": [0.6, 0.5, 0.45], "valid_accuracy": [0.6, 0.7, 0.72]}
+            {
+                "epoch": [1, 2, 3],
+                "loss": [0.6, 0.5, 0.45],
+                "valid_auc": [0.62, 0.66, 0.65],
+                "valid_accuracy": [0.6, 0.7, 0.72],
+            }
         ),
-        "VBPR (random, λ=0.01)": pd.DataFrame({"epoch": [1, 2], "loss": [0.69, 0.6], "valid_accuracy": [0.55, 0.6]}),
+        "VBPR (random, λ=0.01)": pd.DataFrame(
+            {"epoch": [1, 2], "loss": [0.69, 0.6], "valid_auc": [0.55, 0.56], "valid_accuracy": [0.55, 0.6]}
+        ),
     }
     return dict(
         items=items,
@@ -180,7 +201,11 @@ def test_every_figure_written_as_png_and_svg(tmp_path):
 def test_example_rows_and_runs():
     data = fake_artifacts()
     runs = plots.example_runs(data["selection"], data["top"])
-    assert runs == [("curatornet", "guidelines", "0.001"), ("vbpr", "guidelines", "0"), ("visrank", "", "")]
+    assert runs == [
+        ("curatornet", "guidelines", "0.001", "0"),
+        ("vbpr", "guidelines", "0", "0"),
+        ("visrank", "", "", ""),
+    ]
     assert plots.pick_example_user(data["cases"], "u3") == 3
     rows = plots.example_rows(data["cases"], data["top"], 3, runs)
     assert [r[0] for r in rows][0].startswith("profile") and rows[-1] == ("ground truth", [3], [True])

@@ -1,85 +1,146 @@
-"""The HTML report holds every method row and every figure, offline."""
+"""The HTML report leads with the answer, holds every run and figure, and is one offline page."""
 
 from __future__ import annotations
 
 import re
 
-import pandas as pd
-import pytest
-from test_plots import draw_all, fake_artifacts
+import matplotlib
 
-from curatornet import report
-from curatornet.data.prepare import prepare_dataset
-from curatornet.evaluation.evaluate import summarise
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from curatornet import report, stats  # noqa: E402
+from curatornet.data.prepare import prepare_dataset  # noqa: E402
+
+RUNS = [
+    ("curatornet", "guidelines", "0"),
+    ("curatornet", "guidelines", "0.001"),
+    ("curatornet", "random", "0.001"),
+    ("vbpr", "guidelines", "0.01"),
+    ("vbpr", "random", "0.01"),
+    ("visrank", "", ""),
+    ("random", "", ""),
+    ("oracle", "", ""),
+]
 
 
-def _inputs(tmp_path):
-    data = fake_artifacts()
-    paths = draw_all(tmp_path, data)
-    per_user = data["per_user"].copy()
-    for column in ("recall@20", "precision@20", "ndcg@20"):
-        per_user[column] = per_user["auc"] / 10
-    summary = summarise(per_user, ks=[20])
+def per_user_frame(aucs: dict[str, float], seeds=(0, 1), n_users: int = 60) -> pd.DataFrame:
+    """Per-user metrics on both splits; trained methods' AUC centred on ``aucs[method]``."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for split in ("test", "valid"):
+        users = np.arange(n_users if split == "test" else n_users // 2)
+        for method, sampling, l2 in RUNS:
+            centre = aucs.get(method, 0.5) - (0.05 if sampling == "random" else 0.0)
+            centre = 1.0 if method == "oracle" else centre
+            for seed in seeds if sampling else ("",):
+                auc = np.clip(centre + 0.05 * rng.standard_normal(len(users)), 0, 1)
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "method": method,
+                            "sampling": sampling,
+                            "l2": l2,
+                            "seed": str(seed),
+                            "split": split,
+                            "user": users,
+                            "auc": auc,
+                            "recall@20": auc / 5,
+                            "precision@20": auc / 50,
+                            "ndcg@20": auc / 8,
+                            "ndcg_paper@20": auc / 4,
+                            "n_truth": 1,
+                            "n_candidates": 500,
+                            "train_items": users % 6 + 1,
+                        }
+                    )
+                )
+    return pd.concat(frames, ignore_index=True)
+
+
+def make_inputs(tmp_path, aucs, runs_stop=("patience", "patience", "max_epochs")) -> report.ReportInputs:
+    per_user = per_user_frame(aucs)
+    trained = [(m, s, lam, seed) for m, s, lam in RUNS[:5] for seed in (0, 1)]
+    runs = pd.DataFrame(
+        [(*key, 0.6, 0.98, "valid_auc", 2, 4, runs_stop[k % len(runs_stop)]) for k, key in enumerate(trained)],
+        columns=stats.RUN_COLUMNS,
+    )
+    runs.loc[runs["l2"] == "0", "valid_auc"] = 0.7  # CuratorNet's selected λ is 0, not the test's best
+    selection = stats.select_runs(runs)
+    averaged = stats.seed_average(per_user)
+    test = averaged[averaged["split"] == "test"]
+    png = tmp_path / "figure.png"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    fig.savefig(png)
+    plt.close(fig)
     bench = tmp_path / "benchmarks"
     (bench / "evaluation").mkdir(parents=True)
     (bench / "evaluation" / "evaluate.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\n3.25\t0:00:03\t512.5\t900\n")
     (bench / "broken.tsv").write_text("not a benchmark\n")
-    figures = [report.Figure(name, f"Figure {name}", png, f"caption of {name}") for name, (png, _) in paths.items()]
-    stats_csv = pd.DataFrame(
-        {"statistic": ["users", "first_sale", "purchase_rows"], "value": ["100.0", "2014-01-01", "250.0"]}
-    )
-    visrank = pd.DataFrame(
-        columns=[
-            "model",
-            "sampling",
-            "l2",
-            "mean_auc_model",
-            "mean_auc_visrank",
-            "n_users",
-            "t",
-            "p",
-            "wilcoxon_p",
-            "ci_low",
-            "ci_high",
-        ]
-    )
     return report.ReportInputs(
-        summary=summary,
+        table2=stats.table2(per_user, selection, "test"),
+        table2_valid=stats.table2(per_user, selection, "valid"),
+        selection=selection,
+        runs=runs,
+        sampling_tests=stats.sampling_tests(test, selection),
+        verdict_tests=stats.verdict_tests(test, selection),
+        visrank_tests=stats.visrank_tests(test),
+        segments=stats.segments(averaged, selection),
         per_user=per_user,
-        sampling_ttest=data["sampling_ttest"],
-        vs_visrank=visrank,
-        selection=data["selection"],
-        data_stats=stats_csv,
-        config={
-            "seed": 1,
-            "dataset": {"format": "synthetic", "synthetic": {"preset": "tiny"}},
-            "evaluation": {"ks": [20]},
-        },
-        figures=figures,
-        benchmarks=report.read_benchmarks(bench),
-    ), summary
+        data_stats=pd.DataFrame(
+            {"statistic": ["users", "first_sale", "purchase_rows"], "value": ["100.0", "2014-01-01", "250.0"]}
+        ),
+        config={"seed": 1, "dataset": {"format": "synthetic", "synthetic": {"preset": "tiny"}}},
+        figures=[report.Figure("learning_curves", "Learning curves", png, "caption of learning_curves")],
+        benchmarks=report.read_benchmarks(sorted(bench.rglob("*.tsv")), bench),
+    )
 
 
-def test_report_has_every_row_and_figure_and_is_offline(tmp_path):
-    inputs, summary = _inputs(tmp_path)
+def section(page: str, anchor: str) -> str:
+    return page.split(f'id="{anchor}"')[1].split("<h2")[0]
+
+
+def test_report_leads_with_the_answer_and_holds_every_run(tmp_path):
+    inputs = make_inputs(tmp_path, {"curatornet": 0.72, "visrank": 0.71, "vbpr": 0.66})
     page = report.build_report(inputs)
-    rows = re.findall(r"<tr>(.*?)</tr>", page)
-    table2 = page.split('id="table2"')[1].split("</table>")[0]
-    for method, sampling, l2 in summary[["Method", "sampling", "λ"]].itertuples(index=False):
-        cells = (
-            f'<td class="text">{method}</td><td class="text">{sampling or "–"}</td><td class="text">{l2 or "–"}</td>'
-        )
-        assert cells in table2, (method, sampling, l2)
-    assert table2.split("<tbody>")[1].count("<tr>") == len(summary)
-    for figure in inputs.figures:
-        assert f'id="{figure.key}"' in page and f"caption of {figure.key}" in page
-    assert page.count("data:image/png;base64,") == len(inputs.figures) == 6
+    # The order of sections: the answer, then figures, then the details, data and configuration collapsed.
+    positions = [page.index(f'id="{a}"') for a in ("answer", "figures", "table2-all", "selection", "data", "config")]
+    assert positions == sorted(positions)
+    assert "<details><summary>Statistics of this run" in page and "<details><summary>The run's configuration" in page
+    answer = section(page, "answer")
+    # Selected runs only at the top: CuratorNet at λ 0 (chosen on validation), not 0.001.
+    assert '<td class="text">0 ✓</td>' in answer and "0.001" not in answer.split("Verdicts")[0]
+    assert "nDCG@20 (paper)" in answer and "AUC over seeds" in answer
+    every = section(page, "table2-all").split("</table>")[0]
+    assert every.split("<tbody>")[1].count("<tr>") == len(inputs.table2) == len(RUNS)
+    assert page.count("data:image/png;base64,") == 1 and "caption of learning_curves" in page
     assert not re.search(r"(src|href)=\"(https?:)?//", page) and "http" not in page.replace("data:image", "")
-    assert "top" in table2  # highlighted cells
-    assert "evaluation" in page and "3.2" in page  # run time of the benchmarked stage
-    assert "paired t = 2.000" in page and "λ = 0.01" in page  # the t-tests in words, with the random side's λ
+    assert "3.2" in section(page, "runtime")  # run time of the benchmarked stage
     assert "6,535" in page  # UGallery reference beside this run's statistics
-    assert len(rows) > len(summary)
+    assert "p_holm" in section(page, "tests") and "d_z" in section(page, "tests")
+    assert "Validation users" in section(page, "segments") and "2-4" in section(page, "segments")
+    assert "max_epochs" in section(page, "selection")
+
+
+def test_verdict_says_when_the_ordering_is_reproduced(tmp_path):
+    page = report.build_report(make_inputs(tmp_path, {"curatornet": 0.80, "visrank": 0.70, "vbpr": 0.62}))
+    answer = section(page, "answer")
+    assert "CuratorNet &gt; VisRank &gt; VBPR &gt; Random" in answer
+    assert "The ordering <b>is reproduced</b>" in answer
+    assert "The improvement <b>is reproduced</b>" in answer  # guidelines 0.05 above random here
+    assert "7 of 10 training runs stopped because the validation AUC" in answer
+
+
+def test_verdict_says_when_it_is_not(tmp_path):
+    page = report.build_report(make_inputs(tmp_path, {"curatornet": 0.62, "visrank": 0.70, "vbpr": 0.66}))
+    answer = section(page, "answer")
+    assert "VisRank &gt; VBPR &gt; CuratorNet &gt; Random" in answer
+    assert "The ordering is <b>not</b> reproduced" in answer
+    assert ".7204" in section(page, "paper")  # the paper's figure beside ours
 
 
 def test_top_five_and_formatting():
@@ -88,36 +149,7 @@ def test_top_five_and_formatting():
     assert report.fmt(0.72041) == ".7204" and report.fmt(728) == "728" and report.fmt(float("nan")) == "–"
     assert report.rst_to_text("A ``code`` and *em*\n text.") == "A code and em text."
     assert set(report.software_versions()) >= {"python", "numpy", "scipy", "snakemake", "tensorflow"}
-
-
-def _summary(aucs: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "Method": list(aucs),
-            "sampling": ["guidelines" if m in ("CuratorNet", "VBPR") else "" for m in aucs],
-            "λ": ["0.0001" if m in ("CuratorNet", "VBPR") else "" for m in aucs],
-            "AUC": list(aucs.values()),
-        }
-    )
-
-
-def _comparison(tmp_path, aucs):
-    inputs, _ = _inputs(tmp_path)
-    inputs.summary = _summary(aucs)
-    return report.build_report(inputs).split('id="paper"')[1].split("<h2")[0]
-
-
-def test_paper_comparison_says_when_the_ordering_is_reproduced(tmp_path):
-    section = _comparison(tmp_path, {"CuratorNet": 0.72, "VisRank": 0.71, "VBPR": 0.66, "Random": 0.5})
-    assert "CuratorNet &gt; VisRank &gt; VBPR &gt; Random" in section
-    assert "reproduces the paper" in section
-
-
-def test_paper_comparison_says_when_it_is_not(tmp_path):
-    section = _comparison(tmp_path, {"CuratorNet": 0.62, "VisRank": 0.64, "VBPR": 0.63, "Random": 0.5})
-    assert "VisRank &gt; VBPR &gt; CuratorNet &gt; Random" in section
-    assert "does <b>not</b> reproduce" in section
-    assert "0.7204" in section or ".7204" in section  # the paper's figure beside ours
+    assert report.metric_label("ndcg_paper@100") == "nDCG@100 (paper)" and report.metric_label("recall@20") == "R@20"
 
 
 def decimals(value: float) -> int:

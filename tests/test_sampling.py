@@ -92,6 +92,7 @@ def check_triple(guideline: str, profile: list, i: int, j: int, u: int, max_prof
     """Assert the definition of ``guideline`` on one triple (paper section 3.5)."""
     p = set(profile)
     assert len(p) == len(profile), "profile repeats an item"
+    max_profile = max_profile or len(REF.artists) * 1000  # None: whole profiles
     assert len(profile) <= max_profile
 
     def matches(expected: set) -> bool:
@@ -133,11 +134,14 @@ def check_triple(guideline: str, profile: list, i: int, j: int, u: int, max_prof
         assert i in owned
         profile_is(owned - {i})
         assert j not in owned
+    elif guideline == "bpr":
+        assert profile == [] and u >= 0
+        assert i in owned and j not in owned
     else:  # pragma: no cover
         raise AssertionError(guideline)
 
 
-@pytest.mark.parametrize("max_profile", [64, 2])
+@pytest.mark.parametrize("max_profile", [None, 2])
 @pytest.mark.parametrize("guideline", SHARDS)
 def test_every_triple_follows_its_guideline(data, guideline, max_profile):
     table, report = sample_shard(data, guideline, BUDGET["train"], BUDGET["valid"], seed=7, max_profile=max_profile)
@@ -164,8 +168,8 @@ def test_test_and_validation_baskets_stay_hidden(data):
     # (user, item) pairs bought only in a test or validation basket
     hidden = {(u, i) for u, _, items, split in BASKETS if split != "train" for i in items if i not in REF.owned[u]}
     assert (2, 19) in hidden
-    for guideline in ("d1_basket", "d2_next_basket", "d3_artist_cluster", "d4_profile", "random"):
-        table, _ = sample_shard(data, guideline, 40, 0, seed=1, max_profile=64)
+    for guideline in ("d1_basket", "d2_next_basket", "d3_artist_cluster", "d4_profile", "random", "bpr"):
+        table, _ = sample_shard(data, guideline, 40, 0, seed=1, max_profile=None)
         for r in table.to_pylist():
             assert not any((r["user"], i) in hidden for i in r["profile"])
             if guideline != "d3_artist_cluster":  # D3's positives are unbought items by definition
@@ -188,6 +192,18 @@ def test_users_without_admissible_negative_are_skipped(data, caplog):
     assert report.skipped["users with a single training item"] == 2  # users 1 and 5
     _, report = sample_shard(data, "d6_same_artist", 10, 0, seed=3, max_profile=64)
     assert report.skipped["items whose artist has no other item"] == 3  # the three unknown artists
+
+
+def test_bpr_shard_covers_every_user_with_a_training_item(data):
+    # Random sampling for VBPR: users with a single training item (1 and 5) get triples too,
+    # while CuratorNet's random shard needs a profile left after hiding the positive.
+    bpr, _ = sample_shard(data, "bpr", 400, 0, seed=2, max_profile=None)
+    with_profile, _ = sample_shard(data, "random", 400, 0, seed=2, max_profile=None)
+    assert set(bpr.column("user").to_pylist()) == set(REF.owned)
+    single = {u for u, items in REF.owned.items() if len(items) == 1}
+    assert single == {1, 5}
+    assert single <= set(bpr.column("user").to_pylist())
+    assert not single & set(with_profile.column("user").to_pylist())
 
 
 def test_short_shard_when_the_guideline_runs_out(data, caplog):

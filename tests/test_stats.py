@@ -1,4 +1,4 @@
-"""Paired comparisons against direct scipy calls; λ selection on validation accuracy."""
+"""Paired comparisons against direct scipy calls, Holm's adjustment by hand, selection on validation only."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from scipy import stats as sps
 from curatornet import stats
 
 
-def test_paired_test_matches_scipy():
+def test_paired_test_matches_scipy_and_reports_effect_sizes():
     rng = np.random.default_rng(1)
     a = rng.random(50)
     b = a - 0.05 + 0.1 * rng.standard_normal(50)
@@ -24,6 +24,10 @@ def test_paired_test_matches_scipy():
     diff = a - b
     low, high = sps.t.interval(0.95, len(diff) - 1, loc=diff.mean(), scale=sps.sem(diff))
     assert (got["ci_low"], got["ci_high"]) == pytest.approx((low, high))
+    assert got["mean_diff"] == pytest.approx(diff.mean())
+    assert got["d_z"] == pytest.approx(diff.mean() / diff.std(ddof=1))
+    # d_z and t agree: t = d_z * sqrt(n)
+    assert got["t"] == pytest.approx(got["d_z"] * np.sqrt(50))
     assert got["n_users"] == 50 and got["mean_a"] == pytest.approx(a.mean())
 
 
@@ -34,63 +38,159 @@ def test_paired_test_identical_and_nan():
     assert np.isnan(stats.paired_test(np.array([0.1]), np.array([0.2]))["p"])
 
 
-def _model_dir(root, model, sampling, l2, accuracy, in_json=True):
-    path = root / "results" / "models" / model / sampling / f"l2_{l2}"
+def test_holm_against_a_hand_computed_case():
+    # Sorted: .005 x4 = .02, .01 x3 = .03, .03 x2 = .06, .04 x1 = .04 -> running max .06.
+    np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    # NaN is left out of the family: m = 2.
+    np.testing.assert_allclose(stats.holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
+    np.testing.assert_allclose(stats.holm([0.6, 0.7]), [1.0, 1.0])  # capped at 1
+
+
+def write_run(root, model, sampling, l2, seed, valid_auc, best_epoch=2):
+    path = root / model / sampling / f"l2_{l2}" / f"seed_{seed}"
     path.mkdir(parents=True)
-    meta = {"valid_accuracy": accuracy} if in_json else {"name": model}
+    meta = {
+        "model": model,
+        "sampling": sampling,
+        "l2": float(l2),
+        "seed": seed,
+        "valid_auc": valid_auc,
+        "valid_accuracy": 0.99,
+        "monitor": "valid_auc",
+        "best_epoch": best_epoch,
+        "epochs_run": best_epoch + 2,
+        "stop_reason": "patience",
+    }
     (path / "model.json").write_text(json.dumps(meta))
-    if not in_json:
-        pd.DataFrame({"epoch": [1, 2], "valid_accuracy": [accuracy - 0.1, accuracy]}).to_csv(
-            path / "history.csv", index=False
-        )
     return path
 
 
-def test_selection_and_sampling_ttest(tmp_path):
+def test_selection_reads_validation_auc_averaged_over_seeds(tmp_path):
     dirs = [
-        _model_dir(tmp_path, "curatornet", "guidelines", "0", 0.70),
-        _model_dir(tmp_path, "curatornet", "guidelines", "0.001", 0.80, in_json=False),
-        _model_dir(tmp_path, "curatornet", "random", "0.0001", 0.60),
-        _model_dir(tmp_path, "vbpr", "guidelines", "0.01", 0.65),
-        _model_dir(tmp_path, "vbpr", "random", "0.01", 0.55),
-        _model_dir(tmp_path, "vbpr", "random", "0.1", 0.75),
+        write_run(tmp_path, "curatornet", "guidelines", "0", 0, 0.70),
+        write_run(tmp_path, "curatornet", "guidelines", "0", 1, 0.60),  # mean .65
+        write_run(tmp_path, "curatornet", "guidelines", "0.001", 0, 0.66),
+        write_run(tmp_path, "curatornet", "guidelines", "0.001", 1, 0.67),  # mean .665: selected
+        write_run(tmp_path, "curatornet", "random", "0.0001", 0, 0.61),
+        write_run(tmp_path, "curatornet", "random", "0.0001", 1, 0.62),
+        write_run(tmp_path, "vbpr", "guidelines", "0.01", 0, 0.64),
+        write_run(tmp_path, "vbpr", "guidelines", "0.01", 1, 0.65),
     ]
-    selection = stats.select_runs(dirs)
+    runs = stats.read_runs(dirs)
+    assert list(runs.columns) == stats.RUN_COLUMNS and runs["l2"].tolist()[:3] == ["0", "0", "0.001"]
+    selection = stats.select_runs(runs)
     chosen = selection[selection["selected"]].set_index(["model", "sampling"])["l2"].to_dict()
-    # CuratorNet: best guidelines λ 0.001 (from history.csv); no random run at it -> best random.
-    # VBPR: random at the same λ as the chosen guidelines run, although another is better.
     assert chosen == {
         ("curatornet", "guidelines"): "0.001",
         ("curatornet", "random"): "0.0001",
         ("vbpr", "guidelines"): "0.01",
-        ("vbpr", "random"): "0.01",
     }
+    row = selection[(selection["model"] == "curatornet") & (selection["l2"] == "0")].iloc[0]
+    assert row["valid_auc"] == pytest.approx(0.65) and (row["valid_auc_min"], row["valid_auc_max"]) == (0.6, 0.7)
+    assert row["best_seed"] == 0 and row["seeds"] == 2
+    assert stats.selected_l2(selection, "vbpr", "random") is None
+
+
+def per_user_frame(rng, runs, users, seeds=(0, 1), split="test"):
+    frames = []
+    for method, sampling, l2, mean in runs:
+        for seed in seeds if sampling else ("",):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "method": method,
+                        "sampling": sampling,
+                        "l2": l2,
+                        "seed": str(seed),
+                        "split": split,
+                        "user": users,
+                        "auc": np.clip(mean + 0.05 * rng.standard_normal(len(users)), 0, 1),
+                        "recall@20": rng.random(len(users)),
+                        "train_items": (users % 7) + 1,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture
+def evaluated():
     rng = np.random.default_rng(0)
-    users = np.arange(30)
     runs = [
-        ("curatornet", "guidelines", "0"),
-        ("curatornet", "guidelines", "0.001"),
-        ("curatornet", "random", "0.0001"),
-        ("vbpr", "guidelines", "0.01"),
-        ("vbpr", "random", "0.01"),
-        ("vbpr", "random", "0.1"),
-        ("visrank", "", ""),
-        ("random", "", ""),
+        ("curatornet", "guidelines", "0", 0.70),
+        ("curatornet", "guidelines", "0.001", 0.72),
+        ("curatornet", "random", "0.001", 0.65),
+        ("vbpr", "guidelines", "0.01", 0.66),
+        ("vbpr", "random", "0.01", 0.60),
+        ("visrank", "", "", 0.69),
+        ("random", "", "", 0.5),
+        ("oracle", "", "", 1.0),
     ]
-    frames = [
-        pd.DataFrame({"method": m, "sampling": s, "l2": lam, "user": users, "auc": rng.random(30)})
-        for m, s, lam in runs
+    per_user = per_user_frame(rng, runs, np.arange(40))
+    selection = pd.DataFrame(
+        [
+            ("curatornet", "guidelines", "0", 2, 0.7, 0.7, 0.7, True, 0),  # chosen on validation, not the test's best
+            ("curatornet", "guidelines", "0.001", 2, 0.6, 0.6, 0.6, False, 0),
+            ("curatornet", "random", "0.001", 2, 0.6, 0.6, 0.6, True, 1),
+            ("vbpr", "guidelines", "0.01", 2, 0.6, 0.6, 0.6, True, 0),
+            ("vbpr", "random", "0.01", 2, 0.6, 0.6, 0.6, True, 0),
+        ],
+        columns=stats.SELECTION_COLUMNS,
+    )
+    return per_user, selection
+
+
+def test_table2_means_over_seeds_with_spread_and_marks_the_selected_lambda(evaluated):
+    per_user, selection = evaluated
+    table = stats.table2(per_user, selection)
+    assert table["method"].iloc[0] == "oracle" and table["method"].iloc[-1] == "random"
+    row = table[(table["method"] == "curatornet") & (table["l2"] == "0")].iloc[0]
+    runs = per_user[(per_user["method"] == "curatornet") & (per_user["l2"] == "0")]
+    per_seed = runs.groupby("seed")["auc"].mean()
+    assert row["auc"] == pytest.approx(per_seed.mean())
+    assert (row["auc_min"], row["auc_max"]) == pytest.approx((per_seed.min(), per_seed.max()))
+    assert row["selected"] and row["seeds"] == 2 and row["users"] == 40
+    assert not table[(table["method"] == "curatornet") & (table["l2"] == "0.001")]["selected"].iloc[0]
+    assert table[table["method"] == "visrank"]["selected"].iloc[0]
+
+
+def test_sampling_and_visrank_tests_use_seed_averaged_users(evaluated):
+    per_user, selection = evaluated
+    averaged = stats.seed_average(per_user)
+    sampling = stats.sampling_tests(averaged, selection)
+    assert sampling["model"].tolist() == ["curatornet", "vbpr"]
+    assert sampling[["l2_guidelines", "l2_random"]].values.tolist() == [["0", "0.001"], ["0.01", "0.01"]]
+
+    def mean_auc(method, sampling, l2):
+        rows = per_user[(per_user["method"] == method) & (per_user["sampling"] == sampling) & (per_user["l2"] == l2)]
+        return rows.groupby("user")["auc"].mean().to_numpy()
+
+    g, r = mean_auc("curatornet", "guidelines", "0"), mean_auc("curatornet", "random", "0.001")
+    first = sampling.iloc[0]
+    assert first["p"] == pytest.approx(sps.ttest_rel(g, r).pvalue)
+    assert first["mean_diff"] == pytest.approx((g - r).mean())
+    np.testing.assert_allclose(sampling["p_holm"], stats.holm(sampling["p"]))
+
+    versus = stats.visrank_tests(averaged)
+    assert len(versus) == 5 and "p_holm" in versus.columns
+    np.testing.assert_allclose(versus["p_holm"], stats.holm(versus["p"]))
+    verdicts = stats.verdict_tests(averaged, selection)
+    assert verdicts[["a", "b"]].values.tolist() == [
+        ["curatornet", "visrank"],
+        ["curatornet", "vbpr"],
+        ["vbpr", "visrank"],
     ]
-    per_user = pd.concat(frames, ignore_index=True)
-    table = stats.sampling_ttests(per_user, selection)
-    assert list(table.columns) == stats.SAMPLING_COLUMNS
-    assert table["model"].tolist() == ["curatornet", "vbpr"]
-    assert table["l2"].tolist() == ["0.001/0.0001", "0.01"]
-    g = frames[1]["auc"].to_numpy()
-    r = frames[2]["auc"].to_numpy()
-    assert table.loc[0, "p"] == pytest.approx(sps.ttest_rel(g, r).pvalue)
-    assert table.loc[0, "mean_auc_random"] == pytest.approx(r.mean())
-    versus = stats.visrank_tests(per_user)
-    assert len(versus) == 6 and list(versus.columns) == stats.VISRANK_COLUMNS
-    row = versus[(versus["model"] == "vbpr") & (versus["l2"] == "0.1")].iloc[0]
-    assert row["t"] == pytest.approx(sps.ttest_rel(frames[5]["auc"], frames[6]["auc"]).statistic)
+    assert verdicts["l2_a"].tolist()[0] == "0"  # the selected λ, not the test's best (0.001)
+
+
+def test_segments_by_training_items(evaluated):
+    per_user, selection = evaluated
+    table = stats.segments(stats.seed_average(per_user), selection)
+    assert set(table["segment"]) == {"1", "2-4", "5+"}
+    # user % 7 + 1 training items: segment sizes over 40 users
+    counts = pd.Series(stats.segment_of(np.arange(40) % 7 + 1)).value_counts()
+    visrank = table[table["method"] == "visrank"].set_index("segment")["users"]
+    assert visrank.to_dict() == counts.to_dict()
+    assert set(table["l2"]) == {"", "0", "0.001", "0.01"}  # selected runs and baselines only
+    assert len(table[(table["method"] == "curatornet") & (table["sampling"] == "guidelines")]) == 3
+    assert stats.segment_of(np.array([0, 1, 2, 4, 5, 90])).tolist() == ["0", "1", "2-4", "2-4", "5+", "5+"]

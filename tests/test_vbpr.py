@@ -9,26 +9,21 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from test_training import write_embeddings  # noqa: E402
+from planted import N_ITEMS, catalogue, planted_triples, settings, train_paths, write_data_folder, write_triplets  # noqa: E402
 
 from curatornet.models.base import Queries  # noqa: E402
 from curatornet.models.registry import load_scorer  # noqa: E402
-from curatornet.models.training import (  # noqa: E402
-    TrainSettings,
-    TripletArrays,
-    planted_preference,
-    train_model,
-    write_triplets,
-)
+from curatornet.models.train import train_model  # noqa: E402
+from curatornet.sampling.triples import Triples  # noqa: E402
 
 
-def with_distractors(data: TripletArrays, rng) -> tuple[TripletArrays, list[str]]:
+def with_distractors(data: Triples, rng) -> tuple[Triples, list[str]]:
     """Append D5-like rows (user -1) and D1-like rows, which VBPR must ignore with guidelines."""
     n = len(data)
-    extra = TripletArrays.from_lists(
-        [[1]] * 50 + [[2]] * 50, rng.integers(0, 300, 100), rng.integers(0, 300, 100), [-1] * 50 + [0] * 50
+    extra = Triples.from_lists(
+        [[1]] * 50 + [[2]] * 50, rng.integers(0, N_ITEMS, 100), rng.integers(0, N_ITEMS, 100), [-1] * 50 + [0] * 50
     )
-    merged = TripletArrays(
+    merged = Triples(
         np.concatenate([data.offsets, data.offsets[-1] + extra.offsets[1:]]),
         np.concatenate([data.values, extra.values]),
         np.concatenate([data.positive, extra.positive]),
@@ -45,32 +40,22 @@ def with_distractors(data: TripletArrays, rng) -> tuple[TripletArrays, list[str]
 def vbpr_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("vbpr")
     rng = np.random.default_rng(0)
-    embeddings, train, _ = planted_preference(n_triples=3000, seed=1)
-    _, valid, _ = planted_preference(n_triples=600, seed=2)
-    train, train_guidelines = with_distractors(train, rng)
-    write_embeddings(embeddings, root / "embeddings.parquet")
+    embeddings, _ = catalogue()
+    train, train_guidelines = with_distractors(planted_triples(3000, seed=1), rng)
     write_triplets(train, root / "train.parquet", "train", train_guidelines)
-    write_triplets(valid, root / "valid.parquet", "valid")
-    settings = TrainSettings(
-        model="vbpr",
-        sampling="guidelines",
-        l2=1e-4,
-        batch_size=256,
-        max_epochs=6,
-        learning_rate=0.01,
-        latent_dim=8,
-        visual_dim=8,
-        seed=2,
-    )
+    write_triplets(planted_triples(600, seed=2), root / "valid.parquet", "valid")
+    write_data_folder(root / "data")
     meta = train_model(
-        settings, root / "train.parquet", root / "valid.parquet", root / "embeddings.parquet", root / "model"
+        settings("vbpr", l2=1e-4, seed=2, max_epochs=6, vbpr={"latent_dim": 8, "visual_dim": 8, "learning_rate": 0.01}),
+        **train_paths(root, root / "data"),
+        out_dir=root / "model",
     )
     return root, meta, embeddings
 
 
 def test_vbpr_learns_planted_preference_on_its_guidelines_only(vbpr_dir):
     root, meta, _ = vbpr_dir
-    assert meta["valid_accuracy"] > 0.8
+    assert meta["valid_accuracy"] > 0.8 and meta["valid_auc"] > 0.8
     assert meta["n_train_triples"] == 3000  # D1 and D5 rows (and user -1) left out
     assert json.loads((root / "model" / "model.json").read_text())["model"] == "vbpr"
 
@@ -78,7 +63,7 @@ def test_vbpr_learns_planted_preference_on_its_guidelines_only(vbpr_dir):
 def test_unknown_user_gets_item_side_terms_and_save_load_is_exact(vbpr_dir):
     root, _, embeddings = vbpr_dir
     scorer = load_scorer(root / "model", embeddings)
-    items = np.arange(300)
+    items = np.arange(N_ITEMS)
     queries = Queries(np.array([-1, 3, 10_000]), [np.array([1])] * 3)
     scores = scorer.score(queries, items)
     assert scores.shape == (3, 300) and scores.dtype == np.float32
@@ -93,7 +78,7 @@ def test_unknown_user_gets_item_side_terms_and_save_load_is_exact(vbpr_dir):
 
 def test_known_user_prefers_their_taste(vbpr_dir):
     root, _, embeddings = vbpr_dir
-    _, _, taste = planted_preference(n_triples=1)
+    _, taste = catalogue()
     scorer = load_scorer(root / "model", embeddings)
     scores = scorer.score(Queries(np.array([5]), [np.array([0])]), np.arange(300))[0]
     liked = taste == 5 % 4

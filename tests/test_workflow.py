@@ -11,14 +11,17 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_PARTS = ("Snakefile", "workflow", "config", "src", "envs", "profiles")
+PROJECT_PARTS = ("workflow", "config", "src", "envs", "profiles")
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
@@ -38,6 +41,25 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
     return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def planned(output: str) -> Counter:
+    """(rule, wildcards) of every job a dry run lists, e.g. ("plot", "figure=example")."""
+    jobs = Counter()
+    for block in re.split(r"\n(?=\[[^\]\n]+\]\n)", output):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)
+        if rule:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
+            jobs[(rule.group(1), wildcards.group(1) if wildcards else "")] += 1
+    return jobs
+
+
+def dry_run(workdir: Path, config: dict, tmp_path: Path) -> Counter:
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "-n", "--configfile", str(changed), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return planned(result.stdout + result.stderr)
+
+
 def test_lint_is_clean():
     result = snakemake(REPO, "--lint", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -55,12 +77,29 @@ def test_parsing_the_workflow_does_not_import_tensorflow(tmp_path):
     assert "TF_LOADED=False" in result.stdout, result.stdout + result.stderr
 
 
-def test_unknown_config_key_is_rejected_with_its_name(tmp_path):
+def config_error(tmp_path: Path, overlay: dict) -> str:
+    """What `snakemake -n` prints for config/test.yaml with ``overlay`` merged over it."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"clusters": {"k": 5, "restars": 3}}))
-    result = snakemake(REPO, "-n", "--configfile", str(bad), timeout=120)
+    bad.write_text(yaml.safe_dump(overlay))
+    result = snakemake(REPO, "-n", "--configfile", "config/test.yaml", str(bad), timeout=120)
     assert result.returncode != 0
-    assert "restars" in result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_an_unknown_config_key_is_one_line_with_the_allowed_keys(tmp_path):
+    output = config_error(tmp_path, {"clusters": {"k": 5, "restars": 3}})
+    assert (
+        f"file 'config/config.yaml + config/test.yaml + {tmp_path / 'bad.yaml'}', "
+        "field 'clusters.restars': unknown key; allowed here: k, pca_dim, restarts, seed, map_method (value: 3)"
+    ) in output
+    # ...and not the schema: no descriptions, no JSON-schema vocabulary.
+    assert "additionalProperties" not in output and "description" not in output
+    assert len(output.splitlines()) < 15, output
+
+
+def test_clusters_k_above_the_item_count_fails_before_anything_runs(tmp_path):
+    output = config_error(tmp_path, {"clusters": {"k": 500}})
+    assert "field 'clusters.k': must be below the number of items (400 in the generated data set" in output
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +108,10 @@ def tiny_run(tmp_path_factory):
     result = snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return workdir
+
+
+def tiny_config() -> dict:
+    return yaml.safe_load((REPO / "config/test.yaml").read_text())
 
 
 @pytest.mark.slow
@@ -83,9 +126,11 @@ def test_tiny_run_produces_the_report_and_every_method(tiny_run):
 
 
 @pytest.mark.slow
-def test_every_rule_logged_and_nothing_left_to_do(tiny_run):
-    logs = list((tiny_run / "logs").rglob("*.log"))
-    assert logs, "no log files written"
+def test_every_job_left_a_log_and_a_benchmark_and_nothing_is_left_to_do(tiny_run):
+    result = snakemake(tiny_run, "-n", "--forceall", "--configfile", "config/test.yaml", timeout=120)
+    jobs = sum(planned(result.stdout + result.stderr).values()) - 1  # all but `all`, which runs nothing
+    assert len(list((tiny_run / "logs").rglob("*.log"))) == jobs
+    assert len(list((tiny_run / "benchmarks/results").rglob("*.tsv"))) == jobs
     result = snakemake(tiny_run, "-n", "--configfile", "config/test.yaml", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -93,19 +138,82 @@ def test_every_rule_logged_and_nothing_left_to_do(tiny_run):
 
 @pytest.mark.slow
 def test_changing_one_guideline_budget_reruns_only_its_shard_and_downstream(tiny_run, tmp_path):
-    config = yaml.safe_load((tiny_run / "config/test.yaml").read_text())
+    config = tiny_config()
     config["sampling"]["budgets"]["d5_single_item"]["train"] += 10
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
-    result = snakemake(tiny_run, "-n", "--configfile", str(changed), "--rerun-triggers", "params", timeout=120)
-    assert result.returncode == 0, result.stderr
-    plan = result.stdout + result.stderr
-    planned = set(re.findall(r"^rule (\w+):", plan, flags=re.MULTILINE))
+    jobs = dry_run(tiny_run, config, tmp_path)
     # The random shard's budget is the sum over the guidelines, so it follows the change.
-    for rerun in ("sample_d5_single_item", "sample_random", "dedup_triplets"):
-        assert rerun in planned, plan
-    for other in ("sample_d1_basket", "sample_d6_same_artist", "clusters", "prepare_data", "generate_data"):
-        assert other not in planned, f"{other} would rerun:\n{plan}"
+    shards = {wildcards for rule, wildcards in jobs if rule == "sample_shard"}
+    assert shards == {"shard=d5_single_item", "shard=random", "shard=bpr"}, jobs
+    assert ("dedup_triplets", "") in jobs
+    for upstream in ("generate_data", "prepare_data", "clusters", "cases", "evaluate_baseline"):
+        assert upstream not in {rule for rule, _ in jobs}, f"{upstream} would rerun: {jobs}"
+
+
+@pytest.mark.slow
+def test_adding_a_lambda_runs_one_training_one_evaluation_and_what_reads_them(tiny_run, tmp_path):
+    config = tiny_config()
+    config["training"]["runs"]["curatornet"]["guidelines"].append(0.01)
+    run = "model=curatornet, sampling=guidelines, l2=0.01, seed=0"
+    assert dry_run(tiny_run, config, tmp_path) == Counter(
+        {
+            ("train", run): 1,
+            ("evaluate_run", run): 1,
+            ("select_runs", ""): 1,
+            ("gather_evaluation", ""): 1,
+            ("stats", ""): 1,
+            ("plot", "figure=learning_curves"): 1,
+            ("plot", "figure=topk_curves"): 1,
+            ("plot", "figure=sampling_auc"): 1,
+            ("plot", "figure=example"): 1,
+            ("report", ""): 1,
+            ("all", ""): 1,
+        }
+    )
+
+
+@pytest.mark.slow
+def test_a_setting_of_one_figure_redraws_that_figure_only(tiny_run, tmp_path):
+    config = tiny_config()
+    users = pd.read_parquet(tiny_run / "results/evaluation/cases/test.parquet")["user_id"]
+    config["report"]["example_user"] = str(users.iloc[1])
+    assert dry_run(tiny_run, config, tmp_path) == Counter(
+        {("plot", "figure=example"): 1, ("report", ""): 1, ("all", ""): 1}
+    )
+
+
+@pytest.mark.slow
+def test_the_snakemake_report_holds_the_figures_and_tables(tiny_run, tmp_path):
+    archive = tmp_path / "report.zip"
+    result = snakemake(tiny_run, "--configfile", "config/test.yaml", "--report", str(archive), timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with zipfile.ZipFile(archive) as bundle:
+        names = {Path(name).name for name in bundle.namelist()}
+        html = bundle.read("report/report.html").decode("utf-8")
+    figures = {f"{figure}.png" for figure in ("clusters", "restarts", "sampling_auc", "learning_curves")}
+    figures |= {"topk_curves.png", "example.png"}
+    assert figures | {"summary.csv", "sampling_ttest.csv", "vs_visrank.csv"} <= names, names
+    assert "Purchases and image embeddings go in" in html  # workflow/report/workflow.rst
+    assert "Colours repeat every 60 clusters" in html  # a figure's own caption, through figure.rst
+
+
+@pytest.mark.slow
+def test_a_job_failing_on_bad_input_says_why_in_its_log(tmp_path):
+    workdir = copy_project(tmp_path / "project")
+    garbage = tmp_path / "garbage.npy"
+    np.save(garbage, np.zeros((4, 3)))  # a readable .npy, but not [item_id, vector] rows
+    overlay = tmp_path / "corrupt.yaml"
+    overlay.write_text(yaml.safe_dump({"dataset": {"embeddings": str(garbage)}}))
+    result = snakemake(
+        workdir, "results/data/items.parquet", "--cores", "2", "--configfile", "config/test.yaml", str(overlay)
+    )
+    assert result.returncode != 0
+    log = (workdir / "logs/data/prepare_data.log").read_text()
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and f"file '{garbage}'" in errors[0], log
+    assert "Traceback" not in log
+    # --show-failed-logs (profiles/default) prints it where Snakemake reports the failure.
+    assert errors[0].split(" ERROR ", 1)[1] in result.stdout + result.stderr
+    assert not list((workdir / "results/data").glob("*.parquet"))
 
 
 @pytest.mark.slow
@@ -127,9 +235,13 @@ def test_real_ugallery_transactions_reproduce_the_oracle_row(ugallery_dir, tmp_p
         str(overlay),
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    summary = pd.read_csv(workdir / "results/evaluation/summary.csv").set_index("Method")
-    assert (summary["users"] == 728).all()
-    oracle = summary.loc["Oracle"]
+    summary = pd.read_csv(workdir / "results/evaluation/summary.csv")
+    test = summary[summary["split"] == "test"].set_index("Method")
+    valid = summary[summary["split"] == "valid"].set_index("Method")
+    assert (test["users"] == 728).all()
+    # 338 users have a validation basket; every one of them still finds an item of it in the inventory.
+    assert (valid["users"] == 338).all()
+    oracle = test.loc["Oracle"]
     assert round(oracle["P@20"], 4) == 0.0655
     assert round(oracle["P@100"], 4) == 0.0131
-    assert abs(summary.loc["Random", "AUC"] - 0.5) < 0.03
+    assert abs(test.loc["Random", "AUC"] - 0.5) < 0.03

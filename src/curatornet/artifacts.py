@@ -23,7 +23,10 @@ GUIDELINES: tuple[str, ...] = (
 )
 #: Shard of plain BPR triples (section 3.3) for the comparison of section 5.1.
 RANDOM_SHARD = "random"
-SHARDS: tuple[str, ...] = GUIDELINES + (RANDOM_SHARD,)
+#: Shard of plain BPR triples over every user with a training purchase and no
+#: profile: VBPR's random sampling (it needs no profile, so no user is left out).
+BPR_SHARD = "bpr"
+SHARDS: tuple[str, ...] = GUIDELINES + (RANDOM_SHARD, BPR_SHARD)
 #: Guidelines VBPR trains on when sampling with guidelines (section 5.1).
 VBPR_GUIDELINES: tuple[str, ...] = ("d3_artist_cluster", "d4_profile")
 

@@ -2,7 +2,8 @@
 
 Commands are argparse subcommands; each registers itself in ``COMMANDS`` via
 ``add_<name>(subparsers)`` so that more can be added without touching the
-others. TensorFlow is imported only by the commands that load a model.
+others. TensorFlow is imported only by ``train``; ``recommend`` and ``serve`` run
+the models in NumPy (:mod:`curatornet.serving`).
 """
 
 from __future__ import annotations
@@ -19,73 +20,72 @@ from curatornet.errors import InputError
 # --------------------------------------------------------------------------- recommend
 
 
-def read_new_items(path: str | Path, dim: int) -> tuple[list[str], np.ndarray]:
-    """Ids and (n, dim) vectors of a .npy of [item_id, vector] rows (checked like the data stage's)."""
-    from curatornet.data.embeddings import read_embeddings_npy
-
-    ids, vectors = read_embeddings_npy(path, expected_dim=dim)
-    return [str(i) for i in ids], vectors
-
-
 def recommend(
     model_dir: str | Path,
     item_ids: Sequence[str],
     k: int = 20,
     data_dir: str | Path = "results/data",
     new_items: str | Path | None = None,
+    fold_in: bool = False,
+    seed: int = 0,
 ):
     """Top ``k`` items for the profile ``item_ids`` as a DataFrame (rank, item_id, artist_id, score).
 
     Items of the catalogue and new items (``new_items`` .npy, never seen in
     training) are both candidates and both may be in the profile; profile
-    items are never recommended.
+    items are never recommended. The model runs in NumPy. A VBPR model has no
+    vector for a new user: it is refused unless ``fold_in`` asks for an
+    approximate one (:meth:`curatornet.serving.models.NumpyVBPR.fold_in`).
     """
     import pandas as pd
 
-    from curatornet.artifacts import embeddings_matrix
-    from curatornet.io import read_table
-    from curatornet.models.base import Queries
-    from curatornet.models.registry import load_scorer
+    from curatornet.data.embeddings import read_embeddings_npy
+    from curatornet.serving.data import check_model_matches_data, load_data
+    from curatornet.serving.index import sorted_top_k
+    from curatornet.serving.models import NumpyScorer, NumpyVBPR, load_numpy_model
 
-    data_dir = Path(data_dir)
-    items = read_table(data_dir / "items.parquet", ("item", "item_id", "artist_id")).to_pandas()
-    items = items.sort_values("item").reset_index(drop=True)
-    embeddings = embeddings_matrix(read_table(data_dir / "embeddings.parquet", ("item", "embedding")))
-    if len(items) != len(embeddings):
+    if k < 1:
+        raise InputError(None, "--k", k, "must be at least 1")
+    model = load_numpy_model(model_dir)
+    if isinstance(model, NumpyVBPR) and not fold_in:
         raise InputError(
-            data_dir / "embeddings.parquet",
-            "item",
-            len(embeddings),
-            f"{len(items)} items in items.parquet but this many embeddings",
+            None,
+            "--items",
+            list(item_ids)[:5],
+            "VBPR has no vector for a new user (a profile of liked items) and would need retraining; "
+            "add --fold-in for an approximate user vector fitted to these items, or use a CuratorNet model",
         )
-    ids = items["item_id"].astype(str).tolist()
-    artists = items["artist_id"].tolist()
+    data = load_data(data_dir, purchases=False)
+    check_model_matches_data(model.meta, model_dir, data)
+    ids = [str(i) for i in data.item_ids]
+    artists = list(data.artist_ids)
+    scorer = NumpyScorer(model, data.embeddings, source=str(data.embeddings_path))
     if new_items is not None:
-        new_ids, new_vectors = read_new_items(new_items, embeddings.shape[1])
+        new_ids, new_vectors = read_embeddings_npy(new_items, data.embedding_dim)
         clash = sorted(set(new_ids) & set(ids))
         if clash:
             raise InputError(new_items, "item_id", clash[:5], "new item ids already exist in the catalogue")
-        ids += new_ids
+        scorer.add_items(new_vectors, source=str(new_items))
+        ids += [str(i) for i in new_ids]
         artists += [None] * len(new_ids)
-        embeddings = np.concatenate([embeddings, new_vectors])
     index = {item_id: k for k, item_id in enumerate(ids)}
     unknown = [i for i in item_ids if i not in index]
     if unknown or not item_ids:
         raise InputError(None, "--items", unknown[:5] or item_ids, "unknown item ids" if unknown else "empty profile")
-    if k < 1:
-        raise InputError(None, "--k", k, "must be at least 1")
-    profile = np.unique([index[i] for i in item_ids]).astype(np.int32)
-    candidates = np.setdiff1d(np.arange(len(ids)), profile).astype(np.int32)
-    scorer = load_scorer(model_dir, embeddings)
-    scores = scorer.score(Queries(np.array([-1]), [profile]), candidates)[0]
-    top = np.argsort(-scores, kind="stable")[:k]
-    chosen = candidates[top]
+    profile = np.unique([index[i] for i in item_ids])
+    candidates = np.setdiff1d(np.arange(len(ids)), profile)
+    if isinstance(model, NumpyVBPR):
+        query = scorer.fold_in_vectors([profile], seed=seed)[0]
+    else:
+        query = scorer.flat_query_vectors(np.array([-1]), profile, np.array([len(profile)]))[0]
+    scores = scorer.item_matrix()[candidates] @ query
+    top_scores, chosen = sorted_top_k(scores[None, :], candidates, k)
     return pd.DataFrame(
         {
-            "rank": np.arange(1, len(top) + 1),
-            "item_id": [ids[c] for c in chosen],
-            "artist_id": [artists[c] if artists[c] is not None else "-" for c in chosen],
-            "score": scores[top],
+            "rank": np.arange(1, chosen.shape[1] + 1),
+            "item_id": [ids[c] for c in chosen[0]],
+            "artist_id": [artists[c] if artists[c] is not None else "-" for c in chosen[0]],
+            "score": top_scores[0],
         }
     )
 
@@ -100,15 +100,55 @@ def add_recommend(subparsers) -> None:
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--data", default="results/data", help="folder with items.parquet and embeddings.parquet")
     parser.add_argument("--new-items", help=".npy of [item_id, vector] rows: items unseen in training")
+    parser.add_argument(
+        "--fold-in",
+        action="store_true",
+        help="VBPR only: fit an approximate vector for the new user (item parameters fixed; an approximation)",
+    )
     parser.set_defaults(run=run_recommend)
 
 
 def run_recommend(args: argparse.Namespace) -> int:
     item_ids = [i.strip() for i in args.items.split(",") if i.strip()]
-    table = recommend(args.model, item_ids, args.k, args.data, args.new_items)
+    table = recommend(args.model, item_ids, args.k, args.data, args.new_items, fold_in=args.fold_in)
     print("rank\titem_id\tartist_id\tscore")
     for row in table.itertuples(index=False):
         print(f"{row.rank}\t{row.item_id}\t{row.artist_id}\t{row.score:.6f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def add_serve(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="recommendation service over HTTP (cold start, known users, new and sold items); docs at /docs",
+    )
+    parser.add_argument("--model", required=True, help="trained model directory (results/models/...)")
+    parser.add_argument("--data", default="results/data", help="folder with items, embeddings and purchases")
+    parser.add_argument("--db", help="SQLite file of catalogue changes (default: catalogue.sqlite in the model dir)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--index", choices=["exact", "faiss"], default="exact", help="exact scoring or approximate faiss search"
+    )
+    parser.add_argument(
+        "--vbpr-fold-in",
+        action="store_true",
+        help="VBPR only: serve new users with a vector fitted to their profile (an approximation; see README)",
+    )
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from curatornet.serving.app import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(args.model, args.data, args.db, args.host, args.port, args.index, args.vbpr_fold_in, args.log_level)
     return 0
 
 
@@ -116,43 +156,50 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 
 def add_train(subparsers) -> None:
+    from curatornet.config import schema_defaults
+
+    defaults = schema_defaults()["training"]  # the schema is the only source of defaults
     parser = subparsers.add_parser("train", help="train one model (what the workflow's train rule runs)")
     parser.add_argument("--model", choices=["curatornet", "vbpr"], required=True)
     parser.add_argument("--sampling", choices=["guidelines", "random"], default="guidelines")
     parser.add_argument("--l2", type=float, default=0.0)
     parser.add_argument("--train", required=True, help="training triples (.parquet)")
     parser.add_argument("--valid", required=True, help="validation triples (.parquet)")
-    parser.add_argument("--embeddings", required=True, help="embeddings.parquet")
+    parser.add_argument("--data", default="results/data", help="folder with items, embeddings and purchases .parquet")
     parser.add_argument("--out", required=True, help="model directory to write")
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--max-epochs", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    parser.add_argument("--max-epochs", type=int, default=defaults["max_epochs"])
+    parser.add_argument("--learning-rate", type=float, help="default: the config schema's, per model")
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=defaults["seeds"][0])
     parser.add_argument("--log", help="log file")
-    parser.set_defaults(run=run_train)
+    parser.set_defaults(run=run_train, training_defaults=defaults)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from curatornet.logs import setup_logging
-    from curatornet.models.training import TrainSettings, configure_tensorflow, train_model, tune_allocator
+    from curatornet.models.environment import configure_tensorflow, tune_allocator
+    from curatornet.models.settings import TrainSettings
+    from curatornet.models.train import train_model
 
     setup_logging(args.log)
     tune_allocator()
     configure_tensorflow(threads=args.threads)
-    settings = TrainSettings(
-        model=args.model,
-        sampling=args.sampling,
-        l2=args.l2,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        seed=args.seed,
-    )
+    training = {**args.training_defaults, "batch_size": args.batch_size, "max_epochs": args.max_epochs}
     if args.learning_rate is not None:
-        settings.learning_rate = args.learning_rate
-    elif args.model == "vbpr":
-        settings.learning_rate = 0.005
-    train_model(settings, args.train, args.valid, args.embeddings, args.out)
+        training["learning_rate"] = args.learning_rate
+        training["vbpr"] = {**training["vbpr"], "learning_rate": args.learning_rate}
+    settings = TrainSettings.from_config(training, args.model, args.sampling, args.l2, args.seed)
+    data = Path(args.data)
+    train_model(
+        settings,
+        args.train,
+        args.valid,
+        data / "embeddings.parquet",
+        data / "items.parquet",
+        data / "purchases.parquet",
+        args.out,
+    )
     return 0
 
 
@@ -195,7 +242,7 @@ def run_make_dataset(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- entry point
 
 #: Subcommands: each adds its parser and sets ``run``. Append new ones here.
-COMMANDS: list[Callable] = [add_recommend, add_train, add_make_dataset]
+COMMANDS: list[Callable] = [add_recommend, add_serve, add_train, add_make_dataset]
 
 
 def build_parser() -> argparse.ArgumentParser:

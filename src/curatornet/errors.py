@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 class InputError(ValueError):
     """Bad input data or configuration.
@@ -31,3 +33,12 @@ class InputError(ValueError):
 def _short(value: Any, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_item_indexes(items: Any, n_items: int, source: Any, field: str) -> np.ndarray:
+    """``items`` as int64, failing on the first index outside [0, n_items)."""
+    items = np.asarray(items, dtype=np.int64)
+    bad = (items < 0) | (items >= n_items)
+    if bad.any():
+        raise InputError(source, field, int(items[bad][0]), f"item index outside [0, {n_items})")
+    return items

@@ -8,21 +8,22 @@ earlier stages.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Rectangle
+from scipy import stats as sps
 
+from curatornet.errors import InputError
+from curatornet.evaluation.evaluate import DISPLAY_NAMES
+from curatornet.io import atomic_path, read_frame
+
+# No display in jobs: draw off-screen (pyplot picks its backend at the first figure, so this still counts).
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from scipy import stats as sps  # noqa: E402
-
-from curatornet.evaluation.evaluate import DISPLAY_NAMES  # noqa: E402
-from curatornet.io import atomic_path  # noqa: E402
-
 #: Matplotlib writes SVG text as text (searchable, small) and no timestamp.
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "curatornet", "figure.dpi": 100})
 
@@ -82,23 +83,24 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(sps.t.ppf(0.975, len(values) - 1) * sps.sem(values))
 
 
-def plot_sampling_auc(sampling_ttest: pd.DataFrame, per_user: pd.DataFrame, png, svg) -> None:
+def plot_sampling_auc(sampling_tests: pd.DataFrame, per_user: pd.DataFrame, png, svg) -> None:
+    """Bars of the mean test AUC (users' AUC averaged over seeds) at the λ selected on validation."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    if sampling_ttest.empty:
+    if sampling_tests.empty:
         _empty(ax, "no model was trained with both guidelines and random sampling")
         save_figure(fig, png, svg)
         return
+    test = per_user[per_user["split"] == "test"] if "split" in per_user.columns else per_user
+    by_user = test.groupby(["method", "sampling", "l2", "user"], sort=False)["auc"].mean().reset_index()
     width = 0.38
-    for position, row in enumerate(sampling_ttest.itertuples(index=False)):
-        l2_g, _, l2_r = str(row.l2).partition("/")
-        l2_r = l2_r or l2_g
+    for position, row in enumerate(sampling_tests.itertuples(index=False)):
         tops = []
         for offset, sampling, l2, colour in (
-            (-width / 2, "guidelines", l2_g, "tab:blue"),
-            (width / 2, "random", l2_r, "tab:orange"),
+            (-width / 2, "guidelines", row.l2_guidelines, "tab:blue"),
+            (width / 2, "random", row.l2_random, "tab:orange"),
         ):
-            mask = (per_user["method"] == row.model) & (per_user["sampling"] == sampling) & (per_user["l2"] == l2)
-            mean, half = _mean_ci(per_user.loc[mask, "auc"].to_numpy(dtype=float))
+            mask = (by_user["method"] == row.model) & (by_user["sampling"] == sampling) & (by_user["l2"] == l2)
+            mean, half = _mean_ci(by_user.loc[mask, "auc"].to_numpy(dtype=float))
             ax.bar(
                 position + offset,
                 mean,
@@ -111,38 +113,48 @@ def plot_sampling_auc(sampling_ttest: pd.DataFrame, per_user: pd.DataFrame, png,
             ax.text(position + offset, 0.02, f"λ={l2}\n{mean:.4f}", ha="center", va="bottom", fontsize=7, color="white")
             tops.append(mean + half)
         ax.text(position, max(tops) + 0.02, f"p = {row.p:.2g}", ha="center", fontsize=9)
-    ax.set_xticks(range(len(sampling_ttest)), [DISPLAY_NAMES.get(m, m) for m in sampling_ttest["model"]])
+    ax.set_xticks(range(len(sampling_tests)), [DISPLAY_NAMES.get(m, m) for m in sampling_tests["model"]])
     ax.set_ylabel("mean AUC over test users (95% CI)")
     ax.set_ylim(0, 1.15)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.legend(title="triple sampling", loc="upper right", ncols=2, fontsize=8)
-    ax.set_title("Sampling guidelines vs random sampling (paired t-test)")
+    ax.set_title("Sampling guidelines vs random sampling, λ selected on validation")
     save_figure(fig, png, svg)
 
 
 # (3) Learning curves -----------------------------------------------------------
 def plot_learning_curves(histories: Mapping[str, pd.DataFrame], png, svg) -> None:
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    """Loss, validation AUC (what selection follows) and pairwise accuracy per epoch; a ring marks the kept epoch."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     if not histories:
-        _empty(loss_ax, "no trained model")
-        _empty(acc_ax, "no trained model")
-    for label, history in histories.items():
+        for ax in axes:
+            _empty(ax, "no trained model")
+    palette = plt.get_cmap("tab20").colors
+    for position, (label, history) in enumerate(histories.items()):
         style = "-" if "guidelines" in label else "--"
-        if "loss" in history:
-            loss_ax.plot(history["epoch"], history["loss"], style, marker="o", ms=3, label=label)
-        if "valid_accuracy" in history:
-            acc_ax.plot(history["epoch"], history["valid_accuracy"], style, marker="o", ms=3, label=label)
-    loss_ax.set(xlabel="epoch", ylabel="training loss", title="Training loss")
-    acc_ax.set(xlabel="epoch", ylabel="validation pairwise accuracy", title="Validation accuracy")
+        colour = palette[position % len(palette)]
+        for ax, column in zip(axes, ("loss", "valid_auc", "valid_accuracy")):
+            if column in history and history[column].notna().any():
+                ax.plot(history["epoch"], history[column], style, marker="o", ms=3, label=label, color=colour)
+        if "valid_auc" in history and history["valid_auc"].notna().any():
+            best = history.loc[history["valid_auc"].idxmax()]
+            axes[1].plot(best["epoch"], best["valid_auc"], "o", ms=9, mfc="none", color=colour)
+    axes[0].set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    axes[1].set(xlabel="epoch", ylabel="mean AUC, validation baskets", title="Validation AUC (ring: kept epoch)")
+    axes[2].set(xlabel="epoch", ylabel="pairwise accuracy", title="Validation triples: pairwise accuracy")
     if histories:
-        acc_ax.legend(fontsize=7, loc="lower right")
+        axes[1].legend(fontsize=6, loc="lower right")
     save_figure(fig, png, svg)
 
 
 # (4) Recall@k and nDCG@k curves ------------------------------------------------
 def plot_topk_curves(curves: pd.DataFrame, png, svg) -> None:
+    """Mean Recall@k and nDCG@k over the test users (and over seeds) of every run."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     palette = plt.get_cmap("tab20").colors  # 20 distinct colours: one per run
+    if "split" in curves.columns:
+        curves = curves[curves["split"] == "test"]
+    curves = curves.groupby(["method", "sampling", "l2", "k"], sort=False)[["recall", "ndcg"]].mean().reset_index()
     groups = curves.groupby(["method", "sampling", "l2"], sort=False)
     for position, ((method, sampling, l2), group) in enumerate(groups):
         style = ":" if method in ("random", "oracle") else ("--" if sampling == "random" else "-")
@@ -190,8 +202,6 @@ def pick_example_user(cases: pd.DataFrame, example_user=None, seed: int = 0) -> 
     if example_user is not None:
         match = cases[cases["user_id"].astype(str) == str(example_user)]
         if match.empty:
-            from curatornet.errors import InputError
-
             raise InputError("config", "report.example_user", example_user, "not a test user")
         return int(match["user"].iloc[0])
     sizes = cases["profile"].map(len)
@@ -262,16 +272,22 @@ def example_rows(
     cases: pd.DataFrame,
     top: pd.DataFrame,
     user: int,
-    runs: Sequence[tuple[str, str, str]],
+    runs: Sequence[tuple[str, str, str, str]],
 ) -> list[tuple[str, list[int], list[bool]]]:
-    """Tiles of the example: the profile, each run's top 10, the ground truth."""
+    """Tiles of the example: the profile, each run's top 10 (runs: method, sampling, l2, seed), the ground truth."""
     case = cases[cases["user"] == user].iloc[0]
     truth = [int(i) for i in case["truth"]]
     profile = [int(i) for i in case["profile"]][:10]
     rows = [(f"profile ({len(case['profile'])})", profile, [False] * len(profile))]
-    for method, sampling, l2 in runs:
+    if "split" in top.columns:
+        top = top[top["split"] == "test"]
+    for method, sampling, l2, seed in runs:
         picks = top[
-            (top["user"] == user) & (top["method"] == method) & (top["sampling"] == sampling) & (top["l2"] == l2)
+            (top["user"] == user)
+            & (top["method"] == method)
+            & (top["sampling"] == sampling)
+            & (top["l2"] == l2)
+            & (top["seed"].astype(str) == seed)
         ]
         picks = picks.sort_values("rank")
         rows.append((run_label(method, sampling, l2), picks["item"].tolist(), picks["hit"].astype(bool).tolist()))
@@ -279,16 +295,92 @@ def example_rows(
     return rows
 
 
-def example_runs(selection: pd.DataFrame, top: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """Runs shown in the example: per trained model the guidelines run chosen on
-    validation accuracy (else its best-validated run), then VisRank."""
+def example_runs(selection: pd.DataFrame, top: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """Runs shown in the example (method, sampling, l2, seed): per trained model the
+    guidelines run at the λ selected on validation (else its best-validated run) and
+    its best seed, then VisRank."""
     runs = []
     for model, group in selection.groupby("model", sort=True):
         chosen = group[group["selected"].astype(bool) & (group["sampling"] == "guidelines")]
         if chosen.empty:
-            chosen = group.sort_values("valid_accuracy", ascending=False, na_position="last")
+            chosen = group.sort_values("valid_auc", ascending=False, na_position="last")
         row = chosen.iloc[0]
-        runs.append((str(model), str(row["sampling"]), str(row["l2"])))
+        runs.append((str(model), str(row["sampling"]), str(row["l2"]), str(int(row["best_seed"]))))
     if (top["method"] == "visrank").any():
-        runs.append(("visrank", "", ""))
+        runs.append(("visrank", "", "", ""))
     return runs
+
+
+# The workflow's figures: name -> function drawing it from the files of earlier stages ---------------
+# Each function takes the two output paths, then its input paths and options by name (the
+# workflow's `plot` rule passes its named inputs and params.options), and returns a line for the log.
+
+PER_USER_COLUMNS = ["method", "sampling", "l2", "seed", "split", "user", "auc"]
+TOP_COLUMNS = ["method", "sampling", "l2", "seed", "split", "user", "rank", "item", "hit"]
+TEXT = {"model": str, "sampling": str, "l2": str, "l2_guidelines": str, "l2_random": str}
+
+
+def figure_clusters(png, svg, *, cluster_items) -> str:
+    plot_clusters(read_frame(cluster_items, ["item", "cluster", "x", "y"]), png, svg)
+    return "visual clusters on the 2-D map"
+
+
+def figure_restarts(png, svg, *, restarts) -> str:
+    plot_restarts(read_frame(restarts, ["restart", "seed", "silhouette", "selected"]), png, svg)
+    return "silhouette of the k-means restarts"
+
+
+def figure_sampling_auc(png, svg, *, sampling_ttest, per_user) -> str:
+    table = pd.read_csv(sampling_ttest, dtype=TEXT, keep_default_na=False, na_values=[""])
+    plot_sampling_auc(table, read_frame(per_user, PER_USER_COLUMNS), png, svg)
+    return f"{len(table)} models compared"
+
+
+def figure_learning_curves(png, svg, *, histories: Sequence, runs: Sequence[Mapping[str, str]]) -> str:
+    """``histories``: history.csv of each run, in the order of ``runs`` (their model, sampling, l2 and seed)."""
+    if len(histories) != len(runs):
+        raise InputError(None, "histories", len(histories), f"one history per run expected ({len(runs)} runs)")
+    several_seeds = len({str(run.get("seed", "")) for run in runs}) > 1
+    curves = {
+        run_label(run["model"], run["sampling"], run["l2"]) + (f" seed {run['seed']}" if several_seeds else ""): (
+            pd.read_csv(path)
+        )
+        for run, path in zip(runs, histories)
+    }
+    plot_learning_curves(curves, png, svg)
+    return f"{len(curves)} runs"
+
+
+def figure_topk_curves(png, svg, *, curves) -> str:
+    plot_topk_curves(read_frame(curves, ["method", "sampling", "l2", "seed", "split", "k", "recall", "ndcg"]), png, svg)
+    return "Recall@k and nDCG@k"
+
+
+def figure_example(
+    png, svg, *, cases, top, catalogue, cluster_items, selection, example_user=None, images=None, seed: int = 0
+) -> str:
+    users = read_frame(cases, ["user", "user_id", "profile", "truth"])
+    tops = read_frame(top, TOP_COLUMNS)
+    runs = example_runs(pd.read_csv(selection, dtype={"model": str, "sampling": str, "l2": str}), tops)
+    user = pick_example_user(users, example_user, seed)
+    user_id = users.loc[users["user"] == user, "user_id"].iloc[0]
+    plot_example(
+        example_rows(users, tops, user, runs),
+        read_frame(catalogue, ["item", "item_id", "artist_id"]),
+        read_frame(cluster_items, ["item", "cluster"]),
+        png,
+        svg,
+        title=f"Test user {user_id}: profile, top 10 per method, ground truth (black frame: a hit)",
+        images=images,
+    )
+    return f"example user {user_id}, runs {runs}"
+
+
+FIGURES: dict[str, Callable[..., str]] = {
+    "clusters": figure_clusters,
+    "sampling_auc": figure_sampling_auc,
+    "learning_curves": figure_learning_curves,
+    "topk_curves": figure_topk_curves,
+    "restarts": figure_restarts,
+    "example": figure_example,
+}

@@ -1,9 +1,19 @@
-"""Paired comparisons of per-user AUC (paper section 5.1, Figure 4).
+"""Model selection on the validation baskets, Table 2, and the paired tests a reviewer expects.
 
-Two runs are compared on the test users they share: a paired t-test
-(scipy's ``ttest_rel``), the Wilcoxon signed-rank test, and the t-based 95%
-confidence interval of the mean difference (first minus second).
-The λ of each trained model is chosen on validation accuracy, never on test.
+- **Selection** reads only the validation baskets: per (model, sampling) the λ
+  with the highest validation AUC (mean over seeds) is *selected*; the test
+  set never chooses anything.
+- **Table 2**: every run's mean metrics on the test baskets, as the mean over
+  seeds of the per-seed means, with the spread (min and max of the per-seed
+  means of the AUC) and a mark on the selected λ.
+- **Paired tests** compare two methods on the users they share, each user's
+  AUC averaged over seeds first: paired t-test (scipy's ``ttest_rel``),
+  Wilcoxon signed-rank, the mean paired difference with its t-based 95%
+  confidence interval, and Cohen's d_z (mean difference / its standard
+  deviation). Within a family of tests the p-values are also given
+  Holm–Bonferroni adjusted.
+- **Segments**: the same metrics for users with 1, 2–4 and 5 or more
+  training items.
 """
 
 from __future__ import annotations
@@ -11,47 +21,73 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from curatornet.artifacts import l2_label
 from curatornet.errors import InputError
 
 log = logging.getLogger(__name__)
 
-SAMPLING_COLUMNS = [
-    "model",
-    "l2",
-    "mean_auc_guidelines",
-    "mean_auc_random",
-    "n_users",
-    "t",
-    "p",
-    "wilcoxon_p",
-    "ci_low",
-    "ci_high",
-]
-VISRANK_COLUMNS = [
+#: Columns that identify a method run (baselines have empty sampling and l2).
+RUN_KEY = ["method", "sampling", "l2"]
+#: What every paired comparison reports, after the names of the two sides.
+TEST_COLUMNS = ["n_users", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "d_z", "t", "p", "wilcoxon_p"]
+RUN_COLUMNS = [
     "model",
     "sampling",
     "l2",
-    "mean_auc_model",
-    "mean_auc_visrank",
-    "n_users",
-    "t",
-    "p",
-    "wilcoxon_p",
-    "ci_low",
-    "ci_high",
+    "seed",
+    "valid_auc",
+    "valid_accuracy",
+    "monitor",
+    "best_epoch",
+    "epochs_run",
+    "stop_reason",
 ]
-SELECTION_COLUMNS = ["model", "sampling", "l2", "valid_accuracy", "selected"]
+SELECTION_COLUMNS = [
+    "model",
+    "sampling",
+    "l2",
+    "seeds",
+    "valid_auc",
+    "valid_auc_min",
+    "valid_auc_max",
+    "selected",
+    "best_seed",
+]
+#: Training items per user that make the segments (lower bounds; the last is open).
+SEGMENTS = ((1, 1, "1"), (2, 4, "2-4"), (5, None, "5+"))
+BASELINES = ("visrank", "random", "oracle")
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def holm(pvalues: Iterable[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (same order; NaN stays NaN and is not counted).
+
+    Sorted ascending, the i-th smallest of m p-values is multiplied by
+    (m − i + 1), a running maximum keeps the order, and values are capped at 1.
+    """
+    p = np.asarray(list(pvalues), dtype=np.float64)
+    out = np.full(len(p), np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = len(valid)
+    if m == 0:
+        return out
+    order = valid[np.argsort(p[valid], kind="stable")]
+    adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
-    """Compare paired samples ``a`` and ``b`` (pairs with a NaN are left out)."""
+    """Compare paired samples ``a`` and ``b`` (pairs with a NaN are left out); differences are a − b."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
@@ -59,133 +95,249 @@ def paired_test(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[
     keep = ~(np.isnan(a) | np.isnan(b))
     a, b = a[keep], b[keep]
     n = len(a)
-    out = {"mean_a": float(a.mean()) if n else math.nan, "mean_b": float(b.mean()) if n else math.nan, "n_users": n}
-    out.update(t=math.nan, p=math.nan, wilcoxon_p=math.nan, ci_low=math.nan, ci_high=math.nan)
-    if n < 2:
+    out = dict.fromkeys(TEST_COLUMNS, math.nan)
+    out.update(n_users=n, mean_a=float(a.mean()) if n else math.nan, mean_b=float(b.mean()) if n else math.nan)
+    if n == 0:
         return out
     diff = a - b
-    mean = float(diff.mean())
+    out["mean_diff"] = float(diff.mean())
+    if n < 2:
+        return out
     if np.all(diff == 0):
         # Identical runs: no evidence of a difference (scipy would return NaN).
-        out.update(t=0.0, p=1.0, wilcoxon_p=1.0, ci_low=0.0, ci_high=0.0)
+        out.update(t=0.0, p=1.0, wilcoxon_p=1.0, ci_low=0.0, ci_high=0.0, d_z=0.0)
         return out
     t_result = sps.ttest_rel(a, b)
     out["t"], out["p"] = float(t_result.statistic), float(t_result.pvalue)
     out["wilcoxon_p"] = float(sps.wilcoxon(a, b).pvalue)
-    half_width = sps.t.ppf(0.5 + confidence / 2, n - 1) * diff.std(ddof=1) / math.sqrt(n)
-    out["ci_low"], out["ci_high"] = mean - half_width, mean + half_width
+    spread = diff.std(ddof=1)
+    half_width = sps.t.ppf(0.5 + confidence / 2, n - 1) * spread / math.sqrt(n)
+    out["ci_low"], out["ci_high"] = out["mean_diff"] - half_width, out["mean_diff"] + half_width
+    out["d_z"] = out["mean_diff"] / spread if spread > 0 else math.nan
     return out
 
 
-def read_valid_accuracy(model_dir: str | Path) -> float:
-    """Best validation accuracy of a run: model.json's ``valid_accuracy``, else
-    the maximum of history.csv's ``valid_accuracy``; NaN when neither says."""
-    model_dir = Path(model_dir)
-    meta_path = model_dir / "model.json"
-    if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(meta_path, None, str(exc), "not valid JSON") from exc
-        value = meta.get("valid_accuracy") if isinstance(meta, dict) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    history_path = model_dir / "history.csv"
-    if history_path.exists():
-        history = pd.read_csv(history_path)
-        if "valid_accuracy" in history.columns and history["valid_accuracy"].notna().any():
-            return float(history["valid_accuracy"].max())
-    return math.nan
+# --------------------------------------------------------------------------- runs and selection
 
 
-def select_runs(model_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """Every trained run with its validation accuracy; ``selected`` marks, per
-    model, the guidelines run with the best validation accuracy and the random
-    run it is compared with (same λ when trained, else the best random run)."""
-    from curatornet.evaluation.evaluate import parse_model_dir
+def read_run(model_dir: str | Path) -> dict[str, object]:
+    """One training run's selection figures from its model.json."""
+    path = Path(model_dir) / "model.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(path, None, str(path), "model directory has no model.json") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(path, None, str(exc), "not valid JSON") from exc
+    missing = [k for k in ("model", "sampling", "l2", "seed", "best_epoch") if k not in meta]
+    if missing:
+        raise InputError(path, missing[0], sorted(meta), "model.json lacks what selection needs")
 
-    rows = []
-    for model_dir in model_dirs:
-        key = parse_model_dir(model_dir)
-        rows.append(
-            {
-                "model": key["method"],
-                "sampling": key["sampling"],
-                "l2": key["l2"],
-                "valid_accuracy": read_valid_accuracy(model_dir),
-            }
-        )
-    table = pd.DataFrame(rows, columns=SELECTION_COLUMNS[:-1])
-    table["selected"] = False
-    for model in table["model"].unique():
-        best = {}
-        for sampling in ("guidelines", "random"):
-            runs = table[(table["model"] == model) & (table["sampling"] == sampling)]
-            if len(runs):
-                best[sampling] = runs["valid_accuracy"].fillna(-np.inf).idxmax()
-        if len(best) < 2:
-            continue
-        chosen_l2 = table.loc[best["guidelines"], "l2"]
-        same = table[(table["model"] == model) & (table["sampling"] == "random") & (table["l2"] == chosen_l2)]
-        random_index = same.index[0] if len(same) else best["random"]
-        table.loc[[best["guidelines"], random_index], "selected"] = True
-    return table
+    def number(key: str) -> float:
+        value = meta.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+    return {
+        "model": meta["model"],
+        "sampling": meta["sampling"],
+        "l2": l2_label(float(meta["l2"])),
+        "seed": int(meta["seed"]),
+        "valid_auc": number("valid_auc"),
+        "valid_accuracy": number("valid_accuracy"),
+        "monitor": meta.get("monitor", "valid_auc"),
+        "best_epoch": int(meta["best_epoch"]),
+        "epochs_run": int(meta.get("epochs_run", 0)),
+        "stop_reason": meta.get("stop_reason", ""),
+    }
 
 
-def _auc_by_user(per_user: pd.DataFrame, method: str, sampling: str = "", l2: str = "") -> pd.Series:
-    rows = per_user[(per_user["method"] == method) & (per_user["sampling"] == sampling) & (per_user["l2"] == l2)]
-    return rows.set_index("user")["auc"]
+def read_runs(model_dirs: Sequence[str | Path]) -> pd.DataFrame:
+    return pd.DataFrame([read_run(d) for d in model_dirs], columns=RUN_COLUMNS)
 
 
-def _compare(a: pd.Series, b: pd.Series) -> dict[str, float]:
-    joined = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
-    return paired_test(joined["a"].to_numpy(), joined["b"].to_numpy())
+def select_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, sampling, λ): the validation AUC over seeds; ``selected`` marks the best λ.
 
-
-def sampling_ttests(per_user: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
-    """Guidelines vs random sampling per model, at the runs marked in ``selection``.
-
-    ``l2`` is the λ of the guidelines run; when the random run was trained at
-    another λ, it reads ``<guidelines λ>/<random λ>``.
+    The figure is each run's ``valid_auc`` (its kept epoch's mean AUC on the
+    validation baskets), averaged over seeds. Runs that had no validation
+    baskets selected on validation pairwise accuracy instead, and so does this.
+    ``best_seed`` is the seed with the highest figure, the one to serve.
     """
     rows = []
-    for model in selection["model"].unique():
-        chosen = selection[(selection["model"] == model) & selection["selected"]]
-        if set(chosen["sampling"]) != {"guidelines", "random"}:
-            continue
-        g_l2 = chosen.loc[chosen["sampling"] == "guidelines", "l2"].iloc[0]
-        r_l2 = chosen.loc[chosen["sampling"] == "random", "l2"].iloc[0]
-        result = _compare(
-            _auc_by_user(per_user, model, "guidelines", g_l2), _auc_by_user(per_user, model, "random", r_l2)
-        )
+    for (model, sampling, l2), group in runs.groupby(["model", "sampling", "l2"], sort=True):
+        figure = group["valid_auc"] if group["valid_auc"].notna().any() else group["valid_accuracy"]
+        best = group.loc[figure.fillna(-np.inf).idxmax()]
         rows.append(
             {
                 "model": model,
-                "l2": g_l2 if g_l2 == r_l2 else f"{g_l2}/{r_l2}",
-                "mean_auc_guidelines": result["mean_a"],
-                "mean_auc_random": result["mean_b"],
-                **{k: result[k] for k in ("n_users", "t", "p", "wilcoxon_p", "ci_low", "ci_high")},
-            }
-        )
-        log.info("%s guidelines (l2 %s) vs random (l2 %s): %s", model, g_l2, r_l2, result)
-    return pd.DataFrame(rows, columns=SAMPLING_COLUMNS)
-
-
-def visrank_tests(per_user: pd.DataFrame) -> pd.DataFrame:
-    """Every trained run against VisRank on per-user AUC."""
-    visrank = _auc_by_user(per_user, "visrank")
-    rows = []
-    trained = per_user[~per_user["method"].isin(["visrank", "random", "oracle"])]
-    for (method, sampling, l2), _ in trained.groupby(["method", "sampling", "l2"], sort=True):
-        result = _compare(_auc_by_user(per_user, method, sampling, l2), visrank)
-        rows.append(
-            {
-                "model": method,
                 "sampling": sampling,
                 "l2": l2,
-                "mean_auc_model": result["mean_a"],
-                "mean_auc_visrank": result["mean_b"],
-                **{k: result[k] for k in ("n_users", "t", "p", "wilcoxon_p", "ci_low", "ci_high")},
+                "seeds": len(group),
+                "valid_auc": float(figure.mean()),
+                "valid_auc_min": float(figure.min()),
+                "valid_auc_max": float(figure.max()),
+                "selected": False,
+                "best_seed": int(best["seed"]),
             }
         )
-    return pd.DataFrame(rows, columns=VISRANK_COLUMNS)
+    table = pd.DataFrame(rows, columns=SELECTION_COLUMNS)
+    for _, group in table.groupby(["model", "sampling"], sort=False):
+        table.loc[group["valid_auc"].fillna(-np.inf).idxmax(), "selected"] = True
+    return table
+
+
+def selected_l2(selection: pd.DataFrame, model: str, sampling: str) -> str | None:
+    """The λ label chosen on validation for (model, sampling), or None when not trained."""
+    rows = selection[(selection["model"] == model) & (selection["sampling"] == sampling) & selection["selected"]]
+    return str(rows["l2"].iloc[0]) if len(rows) else None
+
+
+def serving_run(selection: pd.DataFrame, model: str) -> dict[str, str]:
+    """The run of ``model`` a store should serve: the (sampling, λ) with the best validation
+    AUC among the model's selected runs, at its best seed (keys: sampling, l2, seed)."""
+    rows = selection[(selection["model"] == model) & selection["selected"]]
+    if rows.empty:
+        raise InputError("selection.csv", "model", model, "no trained run of this model to serve")
+    best = rows.loc[rows["valid_auc"].fillna(-np.inf).idxmax()]
+    return {"sampling": str(best["sampling"]), "l2": str(best["l2"]), "seed": str(int(best["best_seed"]))}
+
+
+# --------------------------------------------------------------------------- Table 2
+
+
+def metric_columns(per_user: pd.DataFrame) -> list[str]:
+    """The per-user metric columns of an evaluation frame, AUC first."""
+    names = [c for c in per_user.columns if c == "auc" or "@" in c]
+    return sorted(names, key=lambda c: (c != "auc", names.index(c)))
+
+
+def seed_average(per_user: pd.DataFrame) -> pd.DataFrame:
+    """Each user's metrics averaged over the seeds of a run (baselines have one 'seed')."""
+    columns = metric_columns(per_user)
+    keys = [*RUN_KEY, "split", "user"]
+    extra = [c for c in ("n_truth", "n_candidates", "train_items") if c in per_user.columns]
+    grouped = per_user.groupby(keys, sort=False, dropna=False)
+    out = grouped[columns].mean()
+    if extra:
+        out = out.join(grouped[extra].first())
+    return out.reset_index()
+
+
+def table2(per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Mean metrics of every run on ``split``: mean over seeds of the per-seed means, with the AUC's spread.
+
+    Rows: Oracle first, then by AUC, Random last. ``selected`` is True for the
+    λ chosen on validation (and for the baselines, which have no λ).
+    """
+    frame = per_user[per_user["split"] == split]
+    columns = metric_columns(frame)
+    per_seed = frame.groupby([*RUN_KEY, "seed"], sort=False, dropna=False)[columns].mean()
+    users = frame.groupby(RUN_KEY, sort=False, dropna=False)["user"].nunique()
+    grouped = per_seed.groupby(level=RUN_KEY, sort=False, dropna=False)
+    table = grouped.mean()
+    table["auc_min"] = grouped["auc"].min()
+    table["auc_max"] = grouped["auc"].max()
+    table["seeds"] = grouped.size()
+    table["users"] = users
+    table = table.reset_index()
+    chosen = {(r.model, r.sampling, r.l2) for r in selection.itertuples() if r.selected}
+    table["selected"] = [
+        m in BASELINES or (m, s, lam) in chosen for m, s, lam in zip(table["method"], table["sampling"], table["l2"])
+    ]
+    rank = table["method"].map({"oracle": 0, "random": 2}).fillna(1)
+    table = table.assign(_rank=rank).sort_values(["_rank", "auc"], ascending=[True, False], kind="stable")
+    ordered = [*RUN_KEY, "selected", "seeds", "users", "auc", "auc_min", "auc_max"] + columns[1:]
+    return table[ordered].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- paired tests
+
+
+def _auc_by_user(averaged: pd.DataFrame, method: str, sampling: str = "", l2: str = "") -> pd.Series:
+    rows = averaged[(averaged["method"] == method) & (averaged["sampling"] == sampling) & (averaged["l2"] == l2)]
+    return rows.set_index("user")["auc"]
+
+
+def compare(averaged: pd.DataFrame, a: tuple[str, str, str], b: tuple[str, str, str]) -> dict[str, float]:
+    """Paired test of run ``a`` against run ``b`` (keys: method, sampling, l2) on their shared users."""
+    joined = pd.concat(
+        [_auc_by_user(averaged, *a).rename("a"), _auc_by_user(averaged, *b).rename("b")], axis=1, join="inner"
+    )
+    return paired_test(joined["a"].to_numpy(), joined["b"].to_numpy())
+
+
+def _family(rows: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["p_holm"] = holm(table["p"])
+    return table
+
+
+def sampling_tests(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
+    """Guidelines vs random sampling per model, each at its λ selected on validation (section 5.1)."""
+    rows = []
+    for model in sorted(selection["model"].unique()):
+        l2_g, l2_r = selected_l2(selection, model, "guidelines"), selected_l2(selection, model, "random")
+        if l2_g is None or l2_r is None:
+            continue
+        result = compare(averaged, (model, "guidelines", l2_g), (model, "random", l2_r))
+        rows.append({"model": model, "l2_guidelines": l2_g, "l2_random": l2_r, **result})
+        log.info("%s guidelines (λ %s) vs random (λ %s): %s", model, l2_g, l2_r, result)
+    columns = ["model", "l2_guidelines", "l2_random", *TEST_COLUMNS, "p_holm"]
+    return _family(rows).reindex(columns=columns)
+
+
+def visrank_tests(averaged: pd.DataFrame) -> pd.DataFrame:
+    """Every trained run against VisRank; Holm's adjustment over this whole family."""
+    rows = []
+    trained = averaged[~averaged["method"].isin(BASELINES)]
+    for (method, sampling, l2), _ in trained.groupby(RUN_KEY, sort=True):
+        result = compare(averaged, (method, sampling, l2), ("visrank", "", ""))
+        rows.append({"model": method, "sampling": sampling, "l2": l2, **result})
+    return _family(rows).reindex(columns=["model", "sampling", "l2", *TEST_COLUMNS, "p_holm"])
+
+
+def verdict_tests(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons behind the report's verdict on Table 2's ordering, at the selected λ.
+
+    CuratorNet vs VisRank, CuratorNet vs VBPR and VBPR vs VisRank, all with
+    sampling guidelines as in Table 2; Holm's adjustment over these three.
+    """
+    runs = {"visrank": ("visrank", "", "")}
+    for model in ("curatornet", "vbpr"):
+        l2 = selected_l2(selection, model, "guidelines")
+        if l2 is not None:
+            runs[model] = (model, "guidelines", l2)
+    rows = []
+    for a, b in (("curatornet", "visrank"), ("curatornet", "vbpr"), ("vbpr", "visrank")):
+        if a in runs and b in runs:
+            result = compare(averaged, runs[a], runs[b])
+            rows.append({"a": a, "l2_a": runs[a][2], "b": b, "l2_b": runs[b][2], **result})
+    return _family(rows).reindex(columns=["a", "l2_a", "b", "l2_b", *TEST_COLUMNS, "p_holm"])
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def segment_of(train_items: np.ndarray) -> np.ndarray:
+    """The segment label ('1', '2-4', '5+') of each count of training items ('0' for none)."""
+    counts = np.asarray(train_items)
+    labels = np.full(len(counts), "0", dtype=object)
+    for low, high, label in SEGMENTS:
+        inside = (counts >= low) if high is None else ((counts >= low) & (counts <= high))
+        labels[inside] = label
+    return labels
+
+
+def segments(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
+    """Mean metrics per split, user segment and method (the selected runs and the baselines)."""
+    chosen = {(r.model, r.sampling, r.l2) for r in selection.itertuples() if r.selected}
+    keep = averaged["method"].isin(BASELINES) | pd.Series(
+        [k in chosen for k in zip(averaged["method"], averaged["sampling"], averaged["l2"])], index=averaged.index
+    )
+    frame = averaged[keep].assign(segment=segment_of(averaged.loc[keep, "train_items"]))
+    columns = metric_columns(frame)
+    grouped = frame.groupby(["split", "segment", *RUN_KEY], sort=True, dropna=False)
+    table = grouped[columns].mean()
+    table.insert(0, "users", grouped.size())
+    return table.reset_index()

@@ -80,6 +80,11 @@ class SlurmCluster:
             # no rule or group job asks for more than the single node has.
             "--cores",
             str(self.cpus),
+            # This site's training jobs are tiny (config/test.yaml); the profile
+            # sizes them for the paper's scale, which a small node may not have.
+            "--set-resources",
+            "train:mem_mb=2000",
+            "train:runtime=10",
             *args,
         ]
 

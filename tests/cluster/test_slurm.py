@@ -1,7 +1,7 @@
 """The workflow on a real (single-node, local) SLURM cluster.
 
 Two layers:
-- the stand-in workflow in tests/cluster/fixture/ (three shell rules, five
+- the stand-in workflow in tests/cluster/fixture/workflow/ (three shell rules, five
   jobs) proves the harness and the profile quickly: runs, grouping, failures;
 - the real workflow with config/test.yaml: the same outputs as a local run,
   and a corrupt input reported as a failure within a minute.
@@ -30,7 +30,7 @@ FAILURE_DEADLINE_S = 60
 # ...and Snakemake must exit by itself soon after (see assert_failed_fast).
 EXIT_DEADLINE_S = 120
 # What a copy of the project needs to run (results/, .snakemake/ left behind).
-PROJECT_PARTS = ("Snakefile", "workflow", "config", "src", "profiles", "envs")
+PROJECT_PARTS = ("workflow", "config", "src", "profiles", "envs")
 # Outputs whose content must be identical between a local and a SLURM run:
 # pure functions of the config and seed (numpy/scikit-learn, no TensorFlow).
 DETERMINISTIC = ("results/data/*.parquet", "results/clusters/*.parquet", "results/triplets/**/*.parquet")
@@ -188,7 +188,7 @@ TIMING_COLUMNS = ("seconds", "triples_per_second")
 @pytest.mark.slow
 def test_tiny_run_on_slurm_trains_the_same_models(local_and_slurm_runs):
     """Training runs TensorFlow in a separate process on each side, with the
-    same seed and thread count (training.threads). On one machine that has
+    same seed and thread count (set-threads in both profiles). On one machine that has
     given bit-identical weights in our runs, but TensorFlow does not promise
     bit-identical float reductions across processes or CPUs (SLURM may place
     the job on other cores), so weights, losses and the evaluation summary are

@@ -1,11 +1,11 @@
 # Visual clusters (paper section 3.5): standardise, PCA, k-means with restarts,
 # keep the best silhouette; plus a 2-D map of the items for the cluster figure.
-# The logic is curatornet.clusters.
+# Logic: curatornet.clusters.
 
 
 rule clusters:
     input:
-        embeddings="results/data/embeddings.parquet",
+        embeddings=rules.prepare_data.output.embedding_table,
     output:
         restarts="results/clusters/restarts.parquet",
         cluster_items="results/clusters/items.parquet",

@@ -1,52 +1,238 @@
-# Validation and small helpers shared by every stage. Nothing heavy is imported
-# here: this file runs each time the workflow is parsed.
+# What every stage shares: the package on the import path, config validation, where
+# files live, and the input functions. Included first, before the config is
+# validated, so nothing here reads the config at include time. Nothing heavy is
+# imported: this file runs each time the workflow is parsed, on a cluster once per job.
 import os
 import sys
 from pathlib import Path
 
 # The package lives in src/. Make it importable here and in every job (scripts run
 # in their own process, possibly in a conda env or on a cluster node, which all
-# inherit the environment), even when it has not been pip-installed. Nothing is
-# asked of the user here (so no `envvars:`): every parse, on a cluster node too, sets it.
-_SRC = str(Path(workflow.basedir) / "src")
+# inherit the environment), even when it has not been pip-installed.
+_SRC = str(Path(workflow.basedir).parent / "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p))
 
-from curatornet.artifacts import GUIDELINES, RANDOM_SHARD, SHARDS, l2_label  # noqa: E402
-from curatornet.config import check_config, sorted_config  # noqa: E402
+from curatornet.artifacts import BASELINES, BPR_SHARD, GUIDELINES, MODELS, RANDOM_SHARD, SAMPLINGS, SHARDS, l2_label
+from curatornet.config import validate_config
+from curatornet.data import layout as data_layout
+from curatornet.evaluation.evaluate import baseline_settings
+from curatornet.models.settings import triplet_set
+from curatornet.sampling import plan as triplet_plan
 
-check_config(config)
-# Reordering keys in a config file must not rerun anything (params compare as text).
-config.update(sorted_config(config))
+# ---------------------------------------------------------------------------
+# Where files live. Rules name their own outputs; downstream rules refer to them
+# as rules.<rule>.output.<name>. Only the patterns shared by several rules are here.
 
-SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+#: The folder the generator writes the synthetic data set to (file names: curatornet.data.layout).
+RAW_DIR = "results/data/raw"
+#: One trained run inside a path: every model directory, evaluation run, log and
+#: benchmark of a run uses it (and training_runs() fills it in).
+RUN = "{model}/{sampling}/l2_{l2}/seed_{seed}"
+#: The split whose cases make the paper's Table 2; the validation split selects models.
+EVALUATION_SPLIT = "test"
+#: Splits that have evaluation cases (the `cases` rule's {split}): every method is
+#: scored on both, Table 2 reads the test, model selection the validation baskets.
+CASE_SPLITS = ("test", "valid")
+#: The merged triplet sets: the guidelines, random triples with profiles (CuratorNet)
+#: and BPR triples without (VBPR); curatornet.models.settings.triplet_set picks a run's.
+TRIPLET_SETS = ("guidelines", RANDOM_SHARD, BPR_SHARD)
+
+#: Figures of the report: name -> title. Drawn by curatornet.plots.FIGURES[name] from
+#: figure_inputs(); captions in workflow/report/figures/<name>.rst.
+FIGURES = {
+    "clusters": "Visual clusters on the 2-D map (paper Figure 3)",
+    "sampling_auc": "AUC with sampling guidelines vs random sampling (paper Figure 4)",
+    "learning_curves": "Learning curves of every trained run",
+    "topk_curves": "Recall@k and nDCG@k for all methods",
+    "restarts": "Silhouette of the k-means restarts",
+    "example": "Example recommendations for one test user (paper Figure 5)",
+}
+REPORT_DIR = Path(workflow.basedir) / "report"
 
 
 wildcard_constraints:
-    guideline="|".join(SHARDS),
-    model="curatornet|vbpr",
-    sampling="guidelines|random",
-    l2=r"[0-9.e-]+",
+    shard="|".join(SHARDS),
+    model="|".join(MODELS),
+    sampling="|".join(SAMPLINGS),
+    l2=r"[0-9][0-9.e-]*",
+    seed=r"\d+",
+    baseline="|".join(BASELINES),
+    split="|".join(CASE_SPLITS),
+    figure="|".join(FIGURES),
+    recommender="curatornet|vbpr|visrank",
+
+
+def config_source():
+    """The config files in effect, in merge order, for error messages: 'config/config.yaml + mine.yaml'."""
+
+    def shown(path):
+        path = Path(path).resolve()
+        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+    overlays = [shown(f) for f in workflow.overwrite_configfiles]
+    files = [shown(f) for f in workflow.configfiles if shown(f) not in overlays] + overlays
+    return " + ".join(dict.fromkeys(files)) or "config"
 
 
 def per_attempt(base):
-    """A resource that grows with each retry: `base` on the first attempt, twice it on the second."""
+    """A resource that grows with each retry: `base` on the first attempt, twice it on the second.
+    `base` is a number or a function of the wildcards."""
+    if callable(base):
+        return lambda wildcards, attempt: int(base(wildcards)) * attempt
     return lambda wildcards, attempt: int(base) * attempt
 
 
+# ---------------------------------------------------------------------------
+# Runs
+
+
 def training_runs():
-    """(model, sampling, l2 label) for every training job the config asks for."""
+    """Wildcards of every training job the config asks for, in config order."""
     runs = []
     for model, grid in config["training"]["runs"].items():
         for sampling, values in grid.items():
             for value in values:
-                runs.append((model, sampling, l2_label(value)))
+                for seed in config["training"]["seeds"]:
+                    runs.append({"model": model, "sampling": sampling, "l2": l2_label(value), "seed": str(seed)})
     return runs
 
 
+def for_each_run(pattern):
+    """`pattern` (with the wildcards of RUN) filled in for every training run."""
+    return [pattern.format(**run) for run in training_runs()]
+
+
 def model_dirs():
-    return [f"results/models/{m}/{s}/l2_{l}" for m, s, l in training_runs()]
+    """The directory of every trained run (where rule train writes model.json)."""
+    return [os.path.dirname(path) for path in for_each_run(rules.train.output.model)]
 
 
-def final_outputs():
-    return ["results/report/report.html"]
+# ---------------------------------------------------------------------------
+# Input functions
+
+
+def prepare_data_inputs(wildcards):
+    """The generator's files, or the configured folder's files (+ a configured embeddings .npy)."""
+    return data_layout.input_files(config["dataset"], RAW_DIR)
+
+
+def shard_inputs(wildcards):
+    """Only the tables this shard reads, so that it reruns only when they change."""
+    tables = {
+        "inventory": rules.prepare_data.output.item_table,
+        "purchases": rules.prepare_data.output.purchase_table,
+        "clusters": rules.clusters.output.cluster_items,
+    }
+    return triplet_plan.shard_inputs(wildcards.shard, tables)
+
+
+def training_triples(wildcards):
+    """The merged training and validation triples of the run's triplet set."""
+    merged = rules.dedup_triplets.output
+    name = triplet_set(wildcards.model, wildcards.sampling)
+    return {"train": merged[f"{name}_train"], "valid": merged[f"{name}_valid"]}
+
+
+def evaluation_cases():
+    """The cases every method is scored on, per split (named inputs of the evaluation jobs)."""
+    inputs = {}
+    for split in CASE_SPLITS:
+        inputs[f"{split}_cases"] = rules.cases.output.cases.format(split=split)
+        inputs[f"{split}_inventory"] = rules.cases.output.inventory.format(split=split)
+    return inputs
+
+
+def evaluation_outputs(name):
+    """File `name` (per_user, curves or top) of every evaluated run: trained runs in config order, then baselines."""
+    trained = for_each_run(getattr(rules.evaluate_run.output, name))
+    baselines = [getattr(rules.evaluate_baseline.output, name).format(baseline=b) for b in BASELINES]
+    return trained + baselines
+
+
+def model_runs(model):
+    """The training runs (wildcard dicts) of one model, in config order."""
+    return [run for run in training_runs() if run["model"] == model]
+
+
+def recommender_models(wildcards):
+    """A trained recommender reads the selection and the model.json of each of its runs
+    (in the order of recommender_runs); VisRank reads neither."""
+    if wildcards.recommender == "visrank":
+        return {}
+    runs = model_runs(wildcards.recommender)
+    return {
+        "selection": rules.select_runs.output.selection,
+        "models": [rules.train.output.model.format(**r) for r in runs],
+    }
+
+
+def recommender_runs(wildcards):
+    return model_runs(wildcards.recommender) if wildcards.recommender != "visrank" else []
+
+
+def batch_recommendations():
+    """The batch recommendations the config asks for (trained recommenders only when trained)."""
+    trained = {run["model"] for run in training_runs()}
+    wanted = [r for r in config["recommendations"]["recommenders"] if r == "visrank" or r in trained]
+    return [rules.recommend_batch.output.recommendations.format(recommender=r) for r in wanted]
+
+
+def figure_inputs(wildcards):
+    """The named inputs of one figure; curatornet.plots.FIGURES[figure] takes them by these names."""
+    cases = evaluation_cases()[f"{EVALUATION_SPLIT}_cases"]
+    sources = {
+        "clusters": lambda: {"cluster_items": rules.clusters.output.cluster_items},
+        "restarts": lambda: {"restarts": rules.clusters.output.restarts},
+        "sampling_auc": lambda: {
+            "sampling_ttest": rules.stats.output.sampling,
+            "per_user": rules.gather_evaluation.output.per_user,
+        },
+        "learning_curves": lambda: {"histories": for_each_run(rules.train.output.history)},
+        "topk_curves": lambda: {"curves": rules.gather_evaluation.output.curves},
+        "example": lambda: {
+            "cases": cases,
+            "top": rules.gather_evaluation.output.top,
+            "catalogue": rules.prepare_data.output.item_table,
+            "cluster_items": rules.clusters.output.cluster_items,
+            "selection": rules.select_runs.output.selection,
+        },
+    }
+    return sources[wildcards.figure]()
+
+
+def figure_options(wildcards):
+    """The config a figure depends on (as params: changing it redraws this figure only)."""
+    if wildcards.figure == "learning_curves":
+        return {"runs": training_runs()}
+    if wildcards.figure == "example":
+        settings = config["report"]
+        return {"example_user": settings["example_user"], "images": settings["images"], "seed": config["seed"]}
+    return {}
+
+
+def figure_caption(wildcards):
+    """The figure's caption file, for the Snakemake report (workflow/report/figure.rst includes it)."""
+    return os.path.relpath(REPORT_DIR / "figures" / f"{wildcards.figure}.rst")
+
+
+def baseline_params(wildcards):
+    return baseline_settings(wildcards.baseline, config["evaluation"])
+
+
+def benchmark_files():
+    """The benchmark file of every job the report's run-time table shows (all but the report's own)."""
+    files = []
+    if config["dataset"]["format"] == "synthetic":
+        files.append(rules.generate_data.benchmark)
+    files += [rules.prepare_data.benchmark, rules.clusters.benchmark]
+    files += [rules.sample_shard.benchmark.format(shard=shard) for shard in SHARDS]
+    files.append(rules.dedup_triplets.benchmark)
+    files += for_each_run(rules.train.benchmark)
+    files.append(rules.select_runs.benchmark)
+    files += [rules.cases.benchmark.format(split=split) for split in CASE_SPLITS]
+    files += for_each_run(rules.evaluate_run.benchmark)
+    files += [rules.evaluate_baseline.benchmark.format(baseline=b) for b in BASELINES]
+    files += [rules.gather_evaluation.benchmark, rules.stats.benchmark]
+    files += [rules.plot.benchmark.format(figure=figure) for figure in FIGURES]
+    return files

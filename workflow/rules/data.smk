@@ -1,15 +1,16 @@
 # Data stage: generate the UGallery-like data set (synthetic format only) and build
 # the canonical artifacts from it or from the real UGallery files.
-from curatornet.data import layout as data_layout
+# Logic: curatornet.data.
 
 DATA_SCALE = float(config["dataset"]["synthetic"]["scale"])
 
 
 rule generate_data:
     output:
-        inventory="results/raw/ugallery_inventory.csv",
-        purchases="results/raw/ugallery_purchases.csv",
-        embeddings="results/raw/resnet50_embeddings.npy",
+        # Only prepare_data reads these, and they are quick to make again from the seed.
+        inventory=temp(f"{RAW_DIR}/{data_layout.RAW_INVENTORY}"),
+        purchases=temp(f"{RAW_DIR}/{data_layout.RAW_PURCHASES}"),
+        embeddings=temp(f"{RAW_DIR}/{data_layout.RAW_EMBEDDINGS}"),
     log:
         "logs/data/generate_data.log",
     benchmark:
@@ -30,8 +31,7 @@ rule generate_data:
 
 rule prepare_data:
     input:
-        # The generator's files, or the configured folder's files (+ a configured embeddings .npy).
-        unpack(lambda wildcards: data_layout.input_files(config["dataset"], data_layout.RAW_DIR)),
+        unpack(prepare_data_inputs),
     output:
         # ("items" is a name Snakemake reserves, hence the *_table names.)
         item_table="results/data/items.parquet",
@@ -51,5 +51,6 @@ rule prepare_data:
     params:
         dataset=config["dataset"],
         seed=config["seed"],
+        raw_dir=RAW_DIR,
     script:
         "../scripts/prepare_data.py"

@@ -1,70 +1,111 @@
-# Evaluation (paper section 4.2, Table 2) and the paired tests (section 5.1).
-# Logic: curatornet.evaluation and curatornet.stats; scripts only adapt.
+# Evaluation (paper section 4.2, Table 2), scattered: the cases once per split, one
+# job per trained run and per baseline, then a gather. A new run in the config costs
+# its own evaluation and the gather, nothing else.
+# Logic: curatornet.evaluation; scripts only adapt.
 
 
-rule evaluate:
-    """Every trained run, VisRank, Random and Oracle on every test user (inventory replay)."""
+rule cases:
+    """The users of a split (test or valid): profile, ground truth and the inventory at their basket's instant."""
     input:
-        catalogue="results/data/items.parquet",
-        embeddings="results/data/embeddings.parquet",
-        purchases="results/data/purchases.parquet",
-        models=[f"{d}/model.json" for d in model_dirs()],
+        catalogue=rules.prepare_data.output.item_table,
+        purchases=rules.prepare_data.output.purchase_table,
     output:
-        per_user="results/evaluation/per_user.parquet",
-        summary=report(
-            "results/evaluation/summary.csv",
-            caption="../report/summary.rst",
-            category="Evaluation",
-            labels={"table": "Table 2"},
-        ),
-        curves="results/evaluation/curves.parquet",
-        cases="results/evaluation/cases.parquet",
-        top="results/evaluation/top10.parquet",
+        cases="results/evaluation/cases/{split}.parquet",
+        inventory="results/evaluation/cases/{split}_inventory.parquet",
     log:
-        "logs/evaluation/evaluate.log",
+        "logs/evaluation/cases/{split}.log",
     benchmark:
-        "benchmarks/results/evaluation/evaluate.tsv"
-    conda:
-        "../../envs/curatornet.yaml"
-    threads: 2
-    resources:
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(30),
-    params:
-        evaluation=config["evaluation"],
-        model_dirs=model_dirs(),
-    script:
-        "../scripts/evaluate.py"
-
-
-rule stats:
-    """Paired t-test, Wilcoxon and 95% CI: guidelines vs random sampling, and every run vs VisRank."""
-    input:
-        per_user="results/evaluation/per_user.parquet",
-        models=[f"{d}/model.json" for d in model_dirs()],
-    output:
-        sampling=report(
-            "results/stats/sampling_ttest.csv",
-            caption="../report/sampling_ttest.rst",
-            category="Paired tests",
-            labels={"table": "guidelines vs random"},
-        ),
-        visrank=report(
-            "results/stats/vs_visrank.csv",
-            caption="../report/vs_visrank.rst",
-            category="Paired tests",
-            labels={"table": "runs vs VisRank"},
-        ),
-        selection="results/stats/selection.csv",
-    log:
-        "logs/evaluation/stats.log",
+        "benchmarks/results/evaluation/cases/{split}.tsv"
     conda:
         "../../envs/curatornet.yaml"
     threads: 1
     resources:
-        mem_mb=per_attempt(1000),
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
+    script:
+        "../scripts/cases.py"
+
+
+rule evaluate_run:
+    """One trained run on the test and validation cases: per-user metrics, mean curves, top 10 per user."""
+    input:
+        **evaluation_cases(),
+        embeddings=rules.prepare_data.output.embedding_table,
+        model=rules.train.output.model,
+    output:
+        per_user=f"results/evaluation/runs/{RUN}/per_user.parquet",
+        curves=f"results/evaluation/runs/{RUN}/curves.parquet",
+        top=f"results/evaluation/runs/{RUN}/top10.parquet",
+    log:
+        f"logs/evaluation/evaluate_run/{RUN}.log",
+    benchmark:
+        f"benchmarks/results/evaluation/evaluate_run/{RUN}.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 2
+    resources:
+        mem_mb=per_attempt(3000),
+        runtime=per_attempt(30),
+    params:
+        ks=config["evaluation"]["ks"],
+        curve_max_k=config["evaluation"]["curve_max_k"],
+    script:
+        "../scripts/evaluate_run.py"
+
+
+rule evaluate_baseline:
+    """VisRank, Random or Oracle on the test and validation cases (same files as evaluate_run)."""
+    input:
+        **evaluation_cases(),
+        embeddings=rules.prepare_data.output.embedding_table,
+    output:
+        per_user="results/evaluation/baselines/{baseline}/per_user.parquet",
+        curves="results/evaluation/baselines/{baseline}/curves.parquet",
+        top="results/evaluation/baselines/{baseline}/top10.parquet",
+    log:
+        "logs/evaluation/evaluate_baseline/{baseline}.log",
+    benchmark:
+        "benchmarks/results/evaluation/evaluate_baseline/{baseline}.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 1
+    resources:
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
+    params:
+        # Only what this baseline depends on: VisRank's settings rerun VisRank alone.
+        settings=baseline_params,
+    script:
+        "../scripts/evaluate_baseline.py"
+
+
+rule gather_evaluation:
+    """Every evaluated run in one table each, and the raw summary per run, seed and split."""
+    input:
+        per_user=evaluation_outputs("per_user"),
+        curves=evaluation_outputs("curves"),
+        top=evaluation_outputs("top"),
+    output:
+        per_user="results/evaluation/per_user.parquet",
+        summary=report(
+            "results/evaluation/summary.csv",
+            caption="../report/tables/summary.rst",
+            category="Evaluation",
+            labels={"table": "Table 2"},
+        ),
+        curves="results/evaluation/curves.parquet",
+        top="results/evaluation/top10.parquet",
+    log:
+        "logs/evaluation/gather_evaluation.log",
+    benchmark:
+        "benchmarks/results/evaluation/gather_evaluation.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 1
+    resources:
+        mem_mb=per_attempt(2000),
         runtime=per_attempt(10),
     params:
-        model_dirs=model_dirs(),
+        ks=config["evaluation"]["ks"],
     script:
-        "../scripts/stats.py"
+        "../scripts/gather_evaluation.py"

@@ -1,45 +1,47 @@
-# Triples (paper section 3.5): one rule per shard (guidelines D1-D6 and plain
-# random BPR sampling), then one rule that merges and deduplicates them by hash.
-# The logic is curatornet.sampling; curatornet.sampling.plan says what each
-# shard reads and depends on, so that editing one guideline's budget reruns
-# only that shard, the random shard (its budget is the sum) and the merge.
+# Triples (paper section 3.5): one job per shard (guidelines D1-D6, random sampling
+# with profiles for CuratorNet, plain BPR sampling for VBPR), then one job that merges
+# and deduplicates them by hash.
+# Logic: curatornet.sampling; curatornet.sampling.plan says what each shard reads
+# and depends on, so that editing one guideline's budget reruns only that shard,
+# the random and bpr shards (their budget is the sum) and the merge.
+#
+# The shards are kept, not temp(): rerunning one shard (a changed budget) merges it
+# with the shards already made, which must still be there.
 
-from curatornet.sampling import plan as triplet_plan
 
-for _shard in SHARDS:
-
-    rule:
-        name:
-            f"sample_{_shard}"
-        input:
-            **triplet_plan.shard_inputs(_shard),
-        output:
-            f"results/triplets/shards/{_shard}.parquet",
-        log:
-            f"logs/triplets/sample_{_shard}.log",
-        benchmark:
-            f"benchmarks/results/triplets/sample_{_shard}.tsv"
-        conda:
-            "../../envs/curatornet.yaml"
-        threads: 1
-        resources:
-            mem_mb=per_attempt(triplet_plan.shard_mem_mb(config, _shard)),
-            runtime=per_attempt(30),
-        params:
-            **triplet_plan.shard_params(config, _shard),
-        script:
-            "../scripts/sample_triplets.py"
+rule sample_shard:
+    input:
+        unpack(shard_inputs),
+    output:
+        triples="results/triplets/shards/{shard}.parquet",
+    log:
+        "logs/triplets/sample_shard/{shard}.log",
+    benchmark:
+        "benchmarks/results/triplets/sample_shard/{shard}.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 1
+    resources:
+        mem_mb=per_attempt(lambda wildcards: triplet_plan.shard_mem_mb(config, wildcards.shard)),
+        runtime=per_attempt(30),
+    params:
+        sampling=lambda wildcards: triplet_plan.shard_params(config, wildcards.shard),
+    script:
+        "../scripts/sample_shard.py"
 
 
 rule dedup_triplets:
     input:
-        guidelines=expand("results/triplets/shards/{guideline}.parquet", guideline=GUIDELINES),
-        random=f"results/triplets/shards/{RANDOM_SHARD}.parquet",
+        guidelines=expand(rules.sample_shard.output.triples, shard=GUIDELINES),
+        random=expand(rules.sample_shard.output.triples, shard=RANDOM_SHARD),
+        bpr=expand(rules.sample_shard.output.triples, shard=BPR_SHARD),
     output:
         guidelines_train="results/triplets/guidelines/train.parquet",
         guidelines_valid="results/triplets/guidelines/valid.parquet",
         random_train="results/triplets/random/train.parquet",
         random_valid="results/triplets/random/valid.parquet",
+        bpr_train="results/triplets/bpr/train.parquet",
+        bpr_valid="results/triplets/bpr/valid.parquet",
         report="results/triplets/dedup.csv",
     log:
         "logs/triplets/dedup_triplets.log",

@@ -1,15 +1,19 @@
-"""Snakemake adapter: build results/data/{items,embeddings,purchases}.parquet and stats.csv."""
+"""Snakemake adapter of rule `prepare_data`: the canonical items, embeddings, purchases and statistics.
 
-from pathlib import Path
+Logic: curatornet.data.prepare.
+"""
 
 from curatornet.data.prepare import prepare_dataset, write_canonical
-from curatornet.logs import setup_logging
+from curatornet.logs import logged_job
 
-snakemake = globals()["snakemake"]  # injected by Snakemake's script directive
-log = setup_logging(snakemake.log[0])
-# The generator's folder is where the synthetic inputs live (their parent folder).
-raw_dir = Path(snakemake.input.inventory).parent
-data = prepare_dataset(snakemake.params.dataset, int(snakemake.params.seed), raw_dir=raw_dir)
-output = snakemake.output
-write_canonical(data, output.item_table, output.embedding_table, output.purchase_table, output.stats)
-log.info("wrote the canonical data artifacts to %s", Path(output.item_table).parent)
+
+def main(snakemake) -> None:
+    with logged_job(snakemake.log[0]) as log:
+        params, output = snakemake.params, snakemake.output
+        data = prepare_dataset(params.dataset, int(params.seed), raw_dir=params.raw_dir)
+        write_canonical(data, output.item_table, output.embedding_table, output.purchase_table, output.stats)
+        log.info("wrote %s, %s, %s and %s", *output)
+
+
+if __name__ == "__main__":
+    main(snakemake)

@@ -1,4 +1,7 @@
-"""Snakemake adapter of rule `report` (logic: curatornet.report)."""
+"""Snakemake adapter of rule `report`: the self-contained HTML report.
+
+Logic: curatornet.report.
+"""
 
 from pathlib import Path
 
@@ -6,25 +9,50 @@ import pandas as pd
 
 from curatornet import report
 from curatornet.io import read_frame, write_text
-from curatornet.logs import setup_logging
+from curatornet.logs import logged_job
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-sm = snakemake  # noqa: F821
+#: Columns read as text: keys (λ labels like "0.0001" must stay as written) and the statistics table.
+TEXT_COLUMNS = {
+    key: str
+    for key in ("method", "model", "sampling", "l2", "l2_a", "l2_b", "l2_guidelines", "l2_random")
+    + ("a", "b", "segment", "split", "monitor", "stop_reason", "statistic", "value")
+}
 
-text_columns = {"model": str, "sampling": str, "l2": str, "λ": str, "statistic": str, "value": str}
-figures = []
-for (name, title), png, caption in zip(sm.params.figures.items(), sm.input.figures, sm.input.captions):
-    figures.append(report.Figure(name, title, Path(png), report.rst_to_text(Path(caption).read_text(encoding="utf-8"))))
-inputs = report.ReportInputs(
-    summary=pd.read_csv(sm.input.summary, dtype={"sampling": str, "λ": str}, keep_default_na=False),
-    per_user=read_frame(sm.input.per_user, ["method", "sampling", "l2", "user", "auc", "n_truth", "n_candidates"]),
-    sampling_ttest=pd.read_csv(sm.input.sampling, dtype=text_columns),
-    vs_visrank=pd.read_csv(sm.input.visrank, dtype=text_columns, keep_default_na=False, na_values=[""]),
-    selection=pd.read_csv(sm.input.selection, dtype=text_columns),
-    data_stats=pd.read_csv(sm.input.data_stats, dtype=text_columns),
-    config=dict(sm.params.config),
-    figures=figures,
-    benchmarks=report.read_benchmarks(sm.params.benchmarks),
-)
-write_text(report.build_report(inputs), sm.output[0])
-log.info("report written: %s (%d figures, %d benchmark files)", sm.output[0], len(figures), len(inputs.benchmarks))
+
+def main(snakemake) -> None:
+    with logged_job(snakemake.log[0]) as log:
+        inputs, params = snakemake.input, snakemake.params
+        figures = [
+            report.Figure(name, title, Path(png), report.rst_to_text(Path(caption).read_text(encoding="utf-8")))
+            for (name, title), png, caption in zip(params.figures.items(), inputs.figures, inputs.captions)
+        ]
+
+        def table(path):
+            frame = pd.read_csv(path, dtype=TEXT_COLUMNS)
+            keys = [c for c in frame.columns if c in TEXT_COLUMNS]
+            frame[keys] = frame[keys].fillna("")  # empty keys (baselines' λ) stay empty text
+            return frame
+
+        columns = ["method", "sampling", "l2", "seed", "split", "user", "auc", "n_truth", "n_candidates"]
+        content = report.ReportInputs(
+            table2=table(inputs.table2),
+            table2_valid=table(inputs.table2_valid),
+            selection=table(inputs.selection),
+            runs=table(inputs.runs),
+            sampling_tests=table(inputs.sampling),
+            verdict_tests=table(inputs.verdicts),
+            visrank_tests=table(inputs.visrank),
+            segments=table(inputs.segments),
+            per_user=read_frame(inputs.per_user, columns),
+            data_stats=pd.read_csv(inputs.data_stats, dtype=TEXT_COLUMNS),
+            config=dict(params.config),
+            figures=figures,
+            benchmarks=report.read_benchmarks(list(inputs.benchmarks)),
+        )
+        html = snakemake.output.html
+        write_text(report.build_report(content), html)
+        log.info("wrote %s (%d figures, %d benchmarked jobs)", html, len(figures), len(content.benchmarks))
+
+
+if __name__ == "__main__":
+    main(snakemake)

@@ -1,15 +1,33 @@
-"""Snakemake adapter of rule `stats` (logic: curatornet.stats)."""
+"""Snakemake adapter of rule `stats`: Table 2, the paired tests and the user segments.
+
+Logic: curatornet.stats.
+"""
+
+import pandas as pd
 
 from curatornet import stats
 from curatornet.io import read_frame, write_csv
-from curatornet.logs import setup_logging
+from curatornet.logs import logged_job
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-sm = snakemake  # noqa: F821
+SELECTION_TYPES = {"model": str, "sampling": str, "l2": str}
 
-per_user = read_frame(sm.input.per_user, ["method", "sampling", "l2", "user", "auc"])
-selection = stats.select_runs(sm.params.model_dirs)
-write_csv(stats.sampling_ttests(per_user, selection), sm.output.sampling)
-write_csv(stats.visrank_tests(per_user), sm.output.visrank)
-write_csv(selection, sm.output.selection)
-log.info("selected runs:\n%s", selection.to_string(index=False))
+
+def main(snakemake) -> None:
+    with logged_job(snakemake.log[0]) as log:
+        inputs, output = snakemake.input, snakemake.output
+        per_user = read_frame(inputs.per_user, ["method", "sampling", "l2", "seed", "split", "user", "auc"])
+        selection = pd.read_csv(inputs.selection, dtype=SELECTION_TYPES)
+        averaged = stats.seed_average(per_user)
+        test = averaged[averaged["split"] == "test"]
+        table2 = stats.table2(per_user, selection, "test")
+        write_csv(table2, output.table2)
+        write_csv(stats.table2(per_user, selection, "valid"), output.table2_valid)
+        write_csv(stats.sampling_tests(test, selection), output.sampling)
+        write_csv(stats.verdict_tests(test, selection), output.verdicts)
+        write_csv(stats.visrank_tests(test), output.visrank)
+        write_csv(stats.segments(averaged, selection), output.segments)
+        log.info("Table 2 (test):\n%s", table2.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main(snakemake)

@@ -1,21 +1,32 @@
-"""Snakemake adapter of rule `train`: one model into results/models/{model}/{sampling}/l2_{l2}/."""
+"""Snakemake adapter of rule `train`: one run into results/models/{model}/{sampling}/l2_{l2}/seed_{seed}/.
+
+Logic: curatornet.models.train.
+"""
 
 from pathlib import Path
 
-from curatornet.logs import setup_logging
-from curatornet.models.training import TrainSettings, configure_tensorflow, train_model, tune_allocator
+from curatornet.logs import logged_job
+from curatornet.models.environment import configure_tensorflow, tune_allocator
+from curatornet.models.settings import TrainSettings
+from curatornet.models.train import train_model
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-# Keep freed buffers mapped (fewer page faults per step); mallopt works after start-up, unlike MALLOC_* variables.
-log.info("allocator tuning: %s", tune_allocator())
-configure_tensorflow(threads=snakemake.threads)  # noqa: F821
-settings = dict(snakemake.params.settings)  # noqa: F821
-for key in ("tower_units", "head_units"):
-    settings[key] = tuple(settings[key])
-train_model(
-    TrainSettings(**settings),
-    snakemake.input.train,  # noqa: F821
-    snakemake.input.valid,  # noqa: F821
-    snakemake.input.embeddings,  # noqa: F821
-    Path(snakemake.output.model).parent,  # noqa: F821
-)
+
+def main(snakemake) -> None:
+    with logged_job(snakemake.log[0]) as log:
+        # Keep freed buffers mapped (fewer page faults per step); mallopt works after start-up, unlike MALLOC_*.
+        log.info("allocator tuning: %s", tune_allocator())
+        configure_tensorflow(threads=snakemake.threads)
+        inputs = snakemake.input
+        train_model(
+            TrainSettings.from_params(snakemake.params.settings),
+            inputs.train,
+            inputs.valid,
+            inputs.embeddings,
+            inputs.catalogue,
+            inputs.purchases,
+            Path(snakemake.output.model).parent,
+        )
+
+
+if __name__ == "__main__":
+    main(snakemake)

@@ -1,7 +1,9 @@
 """Which files a data set consists of, decided from the config and the folder.
 
 Kept free of heavy imports: the workflow calls it while parsing, to name the
-inputs of its rules.
+inputs of its rules. Where the generated data set lives (``raw_dir``) is the
+workflow's choice and always an argument here; only its file names, those of
+the public-release layout, are fixed.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from typing import Any
 
 from curatornet.errors import InputError
 
-#: Where the generator writes its data set (public-release layout).
-RAW_DIR = Path("results/raw")
+#: File names of the generated data set (public-release layout).
 RAW_INVENTORY = "ugallery_inventory.csv"
 RAW_PURCHASES = "ugallery_purchases.csv"
 RAW_EMBEDDINGS = "resnet50_embeddings.npy"
@@ -56,14 +57,21 @@ def find_layout(folder: str | Path) -> Layout:
     return Layout("public", inventory or folder / PUBLIC_INVENTORIES[0], purchases or folder / PUBLIC_PURCHASES[0])
 
 
-def data_folder(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> Path:
-    """The folder whose files ``prepare_data`` reads: the generator's or the configured one."""
+def generated_folder(raw_dir: str | Path | None) -> Path:
+    """``raw_dir``, which the synthetic format needs: the folder of the generated data set."""
+    if raw_dir is None:
+        raise InputError(None, "raw_dir", None, "format 'synthetic' needs the folder of the generated data set")
+    return Path(raw_dir)
+
+
+def data_folder(dataset: Mapping[str, Any], raw_dir: str | Path | None = None) -> Path:
+    """The folder whose files ``prepare_data`` reads: the generator's (``raw_dir``) or the configured one."""
     if dataset.get("format", "synthetic") == "synthetic":
-        return Path(raw_dir)
+        return generated_folder(raw_dir)
     return Path(dataset["path"])
 
 
-def embeddings_file(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> Path | None:
+def embeddings_file(dataset: Mapping[str, Any], raw_dir: str | Path | None = None) -> Path | None:
     """The .npy to read, or None when embeddings are made up for real items.
 
     A configured path always wins; the generated data set brings its own file.
@@ -72,7 +80,7 @@ def embeddings_file(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -
     if embeddings != "synthetic":
         return Path(embeddings)
     if dataset.get("format", "synthetic") == "synthetic":
-        return Path(raw_dir) / RAW_EMBEDDINGS
+        return generated_folder(raw_dir) / RAW_EMBEDDINGS
     return None
 
 
@@ -83,10 +91,11 @@ def expected_embedding_dim(dataset: Mapping[str, Any]) -> int | None:
     return None
 
 
-def input_files(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> dict[str, str]:
+def input_files(dataset: Mapping[str, Any], raw_dir: str | Path | None = None) -> dict[str, str]:
     """Named input files of ``prepare_data`` for the workflow (inventory, purchases, embeddings)."""
     if dataset.get("format", "synthetic") == "synthetic":
-        files = {"inventory": str(Path(raw_dir) / RAW_INVENTORY), "purchases": str(Path(raw_dir) / RAW_PURCHASES)}
+        folder = generated_folder(raw_dir)
+        files = {"inventory": str(folder / RAW_INVENTORY), "purchases": str(folder / RAW_PURCHASES)}
     else:
         layout = find_layout(dataset["path"])
         files = {"inventory": str(layout.inventory), "purchases": str(layout.purchases)}

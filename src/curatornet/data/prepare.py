@@ -24,7 +24,7 @@ from curatornet.data.embeddings import (
     read_embeddings_npy,
     synthetic_embeddings,
 )
-from curatornet.data.layout import RAW_DIR, data_folder, embeddings_file, expected_embedding_dim
+from curatornet.data.layout import data_folder, embeddings_file, expected_embedding_dim
 from curatornet.data.stats import dataset_statistics, statistics_frame
 from curatornet.data.ugallery import RawDataset, load_ugallery
 from curatornet.io import write_csv, write_parquet
@@ -75,7 +75,7 @@ def canonical_purchases(raw_purchases: pd.DataFrame, items: pd.DataFrame) -> pd.
 
 
 def load_embeddings(
-    dataset: Mapping[str, Any], items: pd.DataFrame, seed: int, raw_dir: str | Path = RAW_DIR
+    dataset: Mapping[str, Any], items: pd.DataFrame, seed: int, raw_dir: str | Path | None = None
 ) -> np.ndarray:
     """Embeddings in item order: read from the configured/generated .npy, or made up for real items."""
     path = embeddings_file(dataset, raw_dir)
@@ -112,8 +112,9 @@ def reference_time(dataset: Mapping[str, Any]) -> pd.Timestamp:
     return pd.Timestamp(moment) if moment is not None else pd.Timestamp.now(tz="UTC").tz_convert(None)
 
 
-def prepare_dataset(dataset: Mapping[str, Any], seed: int, raw_dir: str | Path = RAW_DIR) -> CanonicalData:
-    """Load the configured data set (``dataset`` is the config's dataset section) and build its artifacts."""
+def prepare_dataset(dataset: Mapping[str, Any], seed: int, raw_dir: str | Path | None = None) -> CanonicalData:
+    """Load the configured data set (``dataset`` is the config's dataset section) and build its artifacts;
+    ``raw_dir`` is the folder of the generated data set (format synthetic)."""
     raw = load_ugallery(data_folder(dataset, raw_dir), reference_time(dataset))
     return build_canonical(raw, lambda items: load_embeddings(dataset, items, seed, raw_dir))
 

@@ -116,6 +116,25 @@ def ndcg_curve(hit: np.ndarray, n_truth: np.ndarray) -> np.ndarray:
         return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), np.nan)
 
 
+def ndcg_paper_curve(hit: np.ndarray) -> np.ndarray:
+    """(n_users, K): nDCG@k as the paper's research code computed it, for k = 1..K.
+
+    DCG@k is divided by the ideal DCG of the number of *hits* in the top k
+    instead of min(|truth|, k), so a single hit at any rank scores less than
+    one only through its own position, and a user with one hit at rank 1
+    scores 1 whatever the size of the ground truth. With no hit it is 0. Kept
+    beside the standard form only to compare with the paper's Table 2 like for
+    like; it agrees with the standard form for the Oracle.
+    """
+    k_max = hit.shape[1]
+    discounts = _discounts(k_max)
+    dcg = np.cumsum(hit * discounts, axis=1)
+    ideal_prefix = np.concatenate([[0.0], np.cumsum(discounts)])
+    ideal = ideal_prefix[np.cumsum(hit, axis=1)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), 0.0)
+
+
 def recall_at(hit: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
     return recall_curve(hit[:, :k], n_truth)[:, k - 1]
 

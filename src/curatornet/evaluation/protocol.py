@@ -7,6 +7,10 @@ When a test user's last basket comes up, and before it is applied, the whole
 current inventory is ranked: the profile is all of the user's earlier
 purchases and the ground truth is the basket's items that are in the inventory.
 
+The validation baskets (``split == "valid"``, the last training basket of
+users with at least three baskets) are evaluated the same way at their own
+instant; model selection reads them, never the test baskets.
+
 The replay has a closed form that this module uses: at instant t an item is in
 the inventory when it was uploaded at or before t and it is not a
 one-of-a-kind item sold strictly before t. (Purchases by other users at the
@@ -33,20 +37,26 @@ _NEVER = np.iinfo(np.int64).max
 _ALWAYS = np.iinfo(np.int64).min
 
 
-@dataclass
-class TestCases:
-    """The test users and, per user, profile, ground truth and the test instant."""
+#: The splits whose baskets are evaluated (train baskets are only ever profiles).
+EVALUATED_SPLITS = ("valid", "test")
 
-    __test__ = False  # not a pytest test class despite its name
+
+@dataclass
+class Cases:
+    """The users of one evaluated split and, per user, profile, ground truth and the basket's instant."""
+
+    __test__ = False  # not a pytest test class under its former name TestCases
 
     users: np.ndarray  # int32 (n,)
     user_ids: np.ndarray  # object (n,)
-    times: np.ndarray  # int64 ms (n,), instant of the test basket
+    times: np.ndarray  # int64 ms (n,), instant of the evaluated basket
     profiles: list[np.ndarray]  # int32 item indexes (the user's earlier purchases)
     truth: list[np.ndarray]  # int32 item indexes (test basket items in the inventory)
     available_from: np.ndarray  # int64 ms per item, upload time (_ALWAYS when unknown)
     removed_after: np.ndarray  # int64 ms per item, first sale of a one-of-a-kind item (_NEVER otherwise)
     dropped_users: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    split: str = "test"
+    train_items: np.ndarray | None = None  # int32 (n,), distinct training items of each user (segments)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -83,6 +93,7 @@ class TestCases:
                 "profile": [p.astype(np.int32) for p in self.profiles],
                 "truth": [t.astype(np.int32) for t in self.truth],
                 "n_candidates": self.n_candidates(),
+                "train_items": self.train_items if self.train_items is not None else np.zeros(len(self), np.int32),
             }
         )
 
@@ -107,14 +118,20 @@ def _millis(values: pd.Series, source: str, column: str, allow_missing: bool) ->
     return out
 
 
-def build_test_cases(
+def build_cases(
     items: pd.DataFrame,
     purchases: pd.DataFrame,
+    split: str = "test",
     items_source: str = "items.parquet",
     purchases_source: str = "purchases.parquet",
-) -> TestCases:
-    """Replay the inventory and return the test cases (users with an empty
-    ground truth are dropped, counted in the log and in ``dropped_users``)."""
+) -> Cases:
+    """Replay the inventory and return the cases of ``split`` ('test' or 'valid').
+
+    Users with an empty ground truth are dropped, counted in the log and in
+    ``dropped_users``.
+    """
+    if split not in EVALUATED_SPLITS:
+        raise InputError(None, "split", split, f"evaluated splits are {EVALUATED_SPLITS}")
     _require(items, ITEM_COLUMNS, items_source)
     _require(purchases, PURCHASE_COLUMNS, purchases_source)
     n_items = len(items)
@@ -130,11 +147,10 @@ def build_test_cases(
     if bad.any():
         raise InputError(purchases_source, "item", bought[bad][:5].tolist(), f"item index outside 0..{n_items - 1}")
     splits = purchases["split"].astype("string")
-    # Validation rows are ordinary earlier purchases here: they join the profile like training rows.
-    unknown = ~splits.isin(PURCHASE_SPLITS).to_numpy()
+    unknown = ~splits.isin(list(PURCHASE_SPLITS)).to_numpy()
     if unknown.any():
         raise InputError(
-            purchases_source, "split", splits[unknown].head(3).tolist(), f"split must be one of {list(PURCHASE_SPLITS)}"
+            purchases_source, "split", splits[unknown].head(3).tolist(), f"split must be one of {PURCHASE_SPLITS}"
         )
     when = _millis(purchases["time"], purchases_source, "time", allow_missing=False)
     users = purchases["user"].to_numpy().astype(np.int64)
@@ -144,14 +160,17 @@ def build_test_cases(
     np.minimum.at(first_sale, bought, when)
     removed_after = np.where(one_of_a_kind, first_sale, _NEVER)
 
-    is_test = (splits == "test").to_numpy()
+    is_test = (splits == split).to_numpy()
+    is_train = (splits == "train").to_numpy()
     test_users = np.unique(users[is_test])
     test_time = {}
     for user, moment in zip(users[is_test], when[is_test]):
         if test_time.setdefault(user, moment) != moment:
             raise InputError(
-                purchases_source, "time", int(user), "a user's test rows must form one basket (one timestamp)"
+                purchases_source, "time", int(user), f"a user's {split} rows must form one basket (one timestamp)"
             )
+    train_pairs = pd.DataFrame({"user": users[is_train], "item": bought[is_train]})
+    train_items = train_pairs.drop_duplicates().groupby("user").size()
 
     frame = pd.DataFrame({"user": users, "item": bought, "time": when, "test": is_test})
     frame = frame[frame["user"].isin(test_users)].sort_values(["user", "time", "item"], kind="stable")
@@ -171,7 +190,7 @@ def build_test_cases(
         kept_times.append(moment)
         profiles.append(np.unique(earlier).astype(np.int32))
         truths.append(truth.astype(np.int32))
-    cases = TestCases(
+    cases = Cases(
         users=np.asarray(kept_users, dtype=np.int32),
         user_ids=np.asarray(kept_ids, dtype=object),
         times=np.asarray(kept_times, dtype=np.int64),
@@ -180,13 +199,29 @@ def build_test_cases(
         available_from=upload,
         removed_after=removed_after,
         dropped_users=np.asarray(dropped, dtype=np.int32),
+        split=split,
+        train_items=train_items.reindex(kept_users, fill_value=0).to_numpy().astype(np.int32),
     )
     log.info(
-        "test users: %d kept, %d dropped (no test-basket item in the inventory); "
-        "mean truth %.4f; median inventory %.0f",
+        "%s users: %d kept, %d dropped (no basket item in the inventory); mean truth %.4f; median inventory %.0f",
+        split,
         len(cases),
         len(dropped),
         float(np.mean([len(t) for t in truths])) if truths else float("nan"),
         float(np.median(cases.n_candidates())) if len(cases) else float("nan"),
     )
     return cases
+
+
+def build_test_cases(
+    items: pd.DataFrame,
+    purchases: pd.DataFrame,
+    items_source: str = "items.parquet",
+    purchases_source: str = "purchases.parquet",
+) -> Cases:
+    """The test cases (see :func:`build_cases`)."""
+    return build_cases(items, purchases, "test", items_source, purchases_source)
+
+
+#: The former name of :class:`Cases`.
+TestCases = Cases

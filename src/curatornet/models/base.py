@@ -1,18 +1,25 @@
-"""The scoring interface that evaluation, reports and the command line use.
+"""The interfaces every recommender implements; this module imports no model and no TensorFlow.
 
 A query is one user's situation: who they are (VBPR needs it; -1 for a user
 unknown to the model), the items of their profile, and, for the Oracle only,
 the ground truth. Every method turns a batch of queries and a vector of
 candidate items into a score matrix; higher is better.
+
+A trainer is what the training loop (:mod:`curatornet.models.loop`) needs from
+a model: one optimisation step, the weights, the learning rate, and a scorer
+of its current weights for validation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:  # typing only: the container lives with the samplers
+    from curatornet.sampling.triples import Batch, Triples
 
 
 @dataclass
@@ -41,3 +48,21 @@ class Scorer(Protocol):
     def score(self, queries: Queries, items: np.ndarray) -> np.ndarray:
         """float32 matrix (len(queries), len(items)); row q scores ``items`` for query q."""
         ...
+
+
+class Trainer(Protocol):
+    """What the training loop needs from a model (CuratorNetTrainer, VBPRTrainer)."""
+
+    learning_rate: float
+
+    def train_step(self, batch: Batch) -> float: ...
+
+    def pairwise_accuracy(self, data: Triples) -> float: ...
+
+    def scorer(self) -> Scorer:
+        """A scorer of the current weights (validation during training)."""
+        ...
+
+    def get_weights(self) -> dict[str, np.ndarray]: ...
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None: ...

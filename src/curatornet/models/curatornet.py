@@ -21,19 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from curatornet.errors import InputError
+from curatornet.errors import InputError, check_item_indexes
 from curatornet.models.base import Queries
 from curatornet.models.features import Standardizer
-from curatornet.models.training import (
-    Batch,
-    TripletArrays,
-    assign_weight,
-    check_item_indexes,
-    restore_model,
-    save_weights_npz,
-)
-
-_INDEX = tf.TensorSpec([None], tf.int32)
+from curatornet.models.keras_trainer import INDEX_SPEC, KerasTrainer
+from curatornet.models.persistence import assign_weight, restore_model
+from curatornet.sampling.triples import Batch, Triples
 
 
 class CuratorNet(keras.Model):
@@ -161,50 +154,43 @@ class CuratorNet(keras.Model):
             for part, variable in (("kernel", layer.kernel), ("bias", layer.bias)):
                 assign_weight(variable, weights, f"{layer.name}/{part}", source)
 
-    def save_weights_npz(self, path: str | Path) -> None:
-        save_weights_npz(self.weights_dict(), path)
-
     def hyperparameters(self) -> dict:
         return {"tower_units": list(self.tower_units), "head_units": list(self.head_units)}
 
 
-class CuratorNetTrainer:
-    """Compiled train and validation steps of CuratorNet for :func:`curatornet.models.training.fit`."""
+class CuratorNetTrainer(KerasTrainer):
+    """Compiled train and validation steps of CuratorNet for :func:`curatornet.models.loop.fit`."""
 
     def __init__(
-        self, model: CuratorNet, features: np.ndarray, l2: float, learning_rate: float, item_mode: str = "unique"
+        self,
+        model: CuratorNet,
+        standardizer: Standardizer,
+        embeddings: np.ndarray,
+        l2: float,
+        learning_rate: float,
+        item_mode: str = "unique",
     ):
         if item_mode not in ("unique", "catalogue"):
             raise InputError(None, "item_mode", item_mode, "expected 'unique' or 'catalogue'")
-        self.model = model
+        super().__init__(model, learning_rate)
         self.item_mode = item_mode
         self.l2 = float(l2)
+        self.standardizer = standardizer
+        self.embeddings = embeddings
         # Kept as a constant on the device: batches send item indexes only.
-        self.features = tf.constant(np.asarray(features, np.float32))
-        self.optimizer = keras.optimizers.Adam(learning_rate)
-        self.optimizer.build(model.trainable_variables)
-        # Shapes are left open ([None]), so one trace serves every batch size.
-        self._step = tf.function(self._train_step, input_signature=[_INDEX] * 5)
+        self.features = tf.constant(standardizer.transform(embeddings, source="embeddings"))
+        self._step = tf.function(self._train_step, input_signature=[INDEX_SPEC] * 5)
         self._catalogue = tf.function(lambda: model.item_vectors(self.features))
         vectors = tf.TensorSpec([None, model.output_dim], tf.float32)
-        self._margins = tf.function(self._eval_margins, input_signature=[vectors] + [_INDEX] * 5)
-
-    @property
-    def learning_rate(self) -> float:
-        return float(self.optimizer.learning_rate.numpy())
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        self.optimizer.learning_rate.assign(value)
+        self._margins = tf.function(self._eval_margins, input_signature=[vectors] + [INDEX_SPEC] * 5)
 
     def _train_step(self, values, row_ids, positive, negative, profile_rows):
-        variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             x_ui, x_uj = self.model.triple_scores(
                 self.features, values, row_ids, positive, negative, self.item_mode, profile_rows
             )
             loss = self.model.bpr_loss(x_ui, x_uj, self.l2)
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.minimise(tape, loss)
         return loss
 
     def train_step(self, batch: Batch) -> float:
@@ -214,7 +200,7 @@ class CuratorNetTrainer:
         profile = tf.gather(self.model.profile_vectors(tf.gather(item_vectors, values), row_ids), profile_rows)
         return tf.reduce_sum(profile * (tf.gather(item_vectors, positive) - tf.gather(item_vectors, negative)), axis=1)
 
-    def pairwise_accuracy(self, data: TripletArrays, batch_size: int = 16384) -> float:
+    def pairwise_accuracy(self, data: Triples, batch_size: int = 16384) -> float:
         """Share of triples with x_ui > x_uj (the tower runs once over the catalogue)."""
         vectors = self._catalogue()
         right = 0
@@ -224,11 +210,9 @@ class CuratorNetTrainer:
             right += int(tf.reduce_sum(tf.cast(margins > 0, tf.int32)))
         return right / len(data)
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return self.model.weights_dict()
-
-    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        self.model.load_weights_dict(weights)
+    def scorer(self) -> CuratorNetScorer:
+        """A scorer reading the current weights (the model is shared, not copied)."""
+        return CuratorNetScorer(self.model, self.standardizer, self.embeddings)
 
 
 class CuratorNetScorer:

@@ -12,7 +12,7 @@ import numpy as np
 
 from curatornet.errors import InputError
 from curatornet.models.base import Scorer
-from curatornet.models.training import MODEL_FILE, read_model_meta
+from curatornet.models.persistence import MODEL_FILE, read_model_meta
 
 
 def load_scorer(model_dir: str | Path, embeddings: np.ndarray) -> Scorer:

@@ -20,19 +20,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from curatornet.errors import InputError
+from curatornet.errors import InputError, check_item_indexes
 from curatornet.models.base import Queries
 from curatornet.models.features import Standardizer
-from curatornet.models.training import (
-    Batch,
-    TripletArrays,
-    assign_weight,
-    check_item_indexes,
-    restore_model,
-    save_weights_npz,
-)
+from curatornet.models.keras_trainer import INDEX_SPEC, KerasTrainer
+from curatornet.models.persistence import assign_weight, restore_model
+from curatornet.sampling.triples import Batch, Triples
 
-_INDEX = tf.TensorSpec([None], tf.int32)
 _WEIGHTS = ("beta_item", "gamma_user", "gamma_item", "theta_user", "projection", "beta_visual")
 
 
@@ -74,20 +68,31 @@ class VBPR(keras.Model):
         users = np.asarray(users)
         self.known_users[users[(users >= 0) & (users < self.n_users)]] = True
 
-    def margins(self, features: tf.Tensor, user, positive, negative) -> tuple[tf.Tensor, tf.Tensor]:
-        """(x_ui − x_uj, per-triple squared norm of the rows used) for known users."""
+    def margins(
+        self, features: tf.Tensor, user, positive, negative, item_mode: str = "gather"
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(x_ui − x_uj, per-triple squared norm of the rows used) for known users.
+
+        The visual terms are linear in f. ``gather`` projects each triple's
+        f_i − f_j (batch × dim work); ``catalogue`` projects the whole
+        catalogue once per step (items × dim work) and gathers the rows, which
+        is cheaper whenever the catalogue is smaller than about twice the
+        batch, and avoids gathering batch × dim raw features.
+        """
         g_u, t_u = tf.gather(self.gamma_user, user), tf.gather(self.theta_user, user)
         g_i, g_j = tf.gather(self.gamma_item, positive), tf.gather(self.gamma_item, negative)
         b_i, b_j = tf.gather(self.beta_item, positive), tf.gather(self.beta_item, negative)
-        # The visual terms are linear in f: project the difference once.
-        f_diff = tf.gather(features, positive) - tf.gather(features, negative)
-        margin = (
-            b_i
-            - b_j
-            + tf.reduce_sum(g_u * (g_i - g_j), axis=1)
-            + tf.reduce_sum(t_u * tf.matmul(f_diff, self.projection), axis=1)
-            + tf.linalg.matvec(f_diff, self.beta_visual)
-        )
+        if item_mode == "catalogue":
+            visual = tf.matmul(features, self.projection)  # (n_items, visual_dim)
+            visual_bias = tf.linalg.matvec(features, self.beta_visual)  # (n_items,)
+            visual_diff = tf.gather(visual, positive) - tf.gather(visual, negative)
+            bias_diff = tf.gather(visual_bias, positive) - tf.gather(visual_bias, negative)
+        else:
+            f_diff = tf.gather(features, positive) - tf.gather(features, negative)
+            visual_diff = tf.matmul(f_diff, self.projection)
+            bias_diff = tf.linalg.matvec(f_diff, self.beta_visual)
+        margin = b_i - b_j + tf.reduce_sum(g_u * (g_i - g_j), axis=1) + tf.reduce_sum(t_u * visual_diff, axis=1)
+        margin += bias_diff
         norms = (
             tf.reduce_sum(tf.square(g_u), 1)
             + tf.reduce_sum(tf.square(t_u), 1)
@@ -113,45 +118,50 @@ class VBPR(keras.Model):
         if "known_users" in weights:
             self.known_users = np.asarray(weights["known_users"], dtype=bool).copy()
 
-    def save_weights_npz(self, path: str | Path) -> None:
-        save_weights_npz(self.weights_dict(), path)
+
+def choose_item_mode(n_items: int, batch_size: int) -> str:
+    """'catalogue' when projecting every item costs less than projecting a batch's differences."""
+    return "catalogue" if n_items <= 2 * batch_size else "gather"
 
 
-class VBPRTrainer:
-    """Compiled VBPR train and validation steps for :func:`curatornet.models.training.fit`."""
+class VBPRTrainer(KerasTrainer):
+    """Compiled VBPR train and validation steps for :func:`curatornet.models.loop.fit`."""
 
-    def __init__(self, model: VBPR, features: np.ndarray, l2: float, learning_rate: float):
-        self.model = model
+    def __init__(
+        self,
+        model: VBPR,
+        standardizer: Standardizer,
+        embeddings: np.ndarray,
+        l2: float,
+        learning_rate: float,
+        item_mode: str = "gather",
+    ):
+        if item_mode not in ("gather", "catalogue"):
+            raise InputError(None, "item_mode", item_mode, "expected 'gather' or 'catalogue'")
+        super().__init__(model, learning_rate)
         self.l2 = float(l2)
-        self.features = tf.constant(np.asarray(features, np.float32))
-        self.optimizer = keras.optimizers.Adam(learning_rate)
-        self.optimizer.build(model.trainable_variables)
-        self._step = tf.function(self._train_step, input_signature=[_INDEX] * 3)
+        self.item_mode = item_mode
+        self.standardizer = standardizer
+        self.embeddings = embeddings
+        self.features = tf.constant(standardizer.transform(embeddings, source="embeddings"))
+        self._step = tf.function(self._train_step, input_signature=[INDEX_SPEC] * 3)
         self._margin = tf.function(
-            lambda u, i, j: model.margins(self.features, u, i, j)[0], input_signature=[_INDEX] * 3
+            lambda u, i, j: model.margins(self.features, u, i, j, item_mode)[0], input_signature=[INDEX_SPEC] * 3
         )
 
-    @property
-    def learning_rate(self) -> float:
-        return float(self.optimizer.learning_rate.numpy())
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        self.optimizer.learning_rate.assign(value)
-
     def _train_step(self, user, positive, negative):
-        variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            margin, norms = self.model.margins(self.features, user, positive, negative)
+            margin, norms = self.model.margins(self.features, user, positive, negative, self.item_mode)
             loss = self.model.bpr_loss(margin, norms, self.l2)
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.minimise(tape, loss)
         return loss
 
     def train_step(self, batch: Batch) -> float:
         return float(self._step(batch.user, batch.positive, batch.negative))
 
-    def pairwise_accuracy(self, data: TripletArrays, batch_size: int = 65536) -> float:
+    def pairwise_accuracy(self, data: Triples, batch_size: int = 65536) -> float:
         """Share of triples with x_ui > x_uj; users unknown to the model get the item-side terms only."""
+        features = self.features.numpy()
         right = 0
         for start in range(0, len(data), batch_size):
             rows = slice(start, start + batch_size)
@@ -161,18 +171,15 @@ class VBPRTrainer:
             margin = self._margin(np.where(known, user, 0).astype(np.int32), positive, negative).numpy()
             if not known.all():
                 # Unknown users: recompute without the user terms.
-                cold = item_side_scores(self.model, self.features.numpy(), positive[~known]) - item_side_scores(
-                    self.model, self.features.numpy(), negative[~known]
+                margin[~known] = item_side_scores(self.model, features, positive[~known]) - item_side_scores(
+                    self.model, features, negative[~known]
                 )
-                margin[~known] = cold
             right += int((margin > 0).sum())
         return right / len(data)
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return self.model.weights_dict()
-
-    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        self.model.load_weights_dict(weights)
+    def scorer(self) -> VBPRScorer:
+        """A scorer reading the current weights (the model is shared, not copied)."""
+        return VBPRScorer(self.model, self.standardizer, self.embeddings)
 
 
 def item_side_scores(model: VBPR, features: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -24,7 +24,8 @@ from curatornet.sampling.triples import constant_strings
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid")
-REPORT_COLUMNS = ("guideline", "split", "before", "after", "dropped")
+#: One row per shard and split; ``users``: distinct known users (user >= 0) among the kept triples.
+REPORT_COLUMNS = ("guideline", "split", "before", "after", "dropped", "users")
 
 
 def check_shard(table: pa.Table, source: str | Path) -> pa.Table:
@@ -80,7 +81,8 @@ def merge_shards(
             offset += len(h)
             kept = _rows(t, mask)
             out.append(kept.append_column("guideline", constant_strings(g, kept.num_rows)))
-            rows.append((g, s, len(h), kept.num_rows, len(h) - kept.num_rows))
+            users = pc.count_distinct(pc.filter(kept.column("user"), pc.greater_equal(kept.column("user"), 0)))
+            rows.append((g, s, len(h), kept.num_rows, len(h) - kept.num_rows, users.as_py()))
             dropped = len(h) - kept.num_rows
             log.info("%s %s: %d triples, %d kept, %d duplicates dropped", g, s, len(h), kept.num_rows, dropped)
         merged[s] = pa.concat_tables(out).cast(MERGED_TRIPLETS_SCHEMA) if out else MERGED_TRIPLETS_SCHEMA.empty_table()

@@ -11,7 +11,10 @@ the k-th basket, I+_{u,k} the items of baskets 0..k. A negative j is
 - d4_profile: profile I+_u, positive i in I+_u, j not in I+_u.
 - d5_single_item: profile {i}, positive i, j != i.
 - d6_same_artist: profile {i'}, positive i != i' with a_i = a_i', j with a_j != a_i'.
-- random: users with >= 2 items, positive i in I+_u, profile I+_u minus i, j not in I+_u.
+- random: users with >= 2 items, positive i in I+_u, profile I+_u minus i, j not in I+_u
+  (CuratorNet's random sampling: it needs a profile left after hiding i).
+- bpr: every user with a training item, positive i in I+_u, j not in I+_u, no profile
+  (plain BPR sampling, Rendle et al., for VBPR, which reads no profile).
 
 How triples are drawn: every guideline enumerates its *cases* (a profile and
 a positive, e.g. one (basket, hidden item) pair for D1) and drops the cases
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from curatornet.artifacts import GUIDELINES, RANDOM_SHARD, SHARDS
+from curatornet.artifacts import BPR_SHARD, GUIDELINES, RANDOM_SHARD, SHARDS
 from curatornet.errors import InputError
 from curatornet.sampling.arrays import first_occurrence_mask, offsets_from_lengths, ranges, row_ids, sorted_contains
 from curatornet.sampling.data import SamplingData
@@ -46,7 +49,7 @@ log = logging.getLogger(__name__)
 #: Added to the config's seed so that every shard has its own random stream.
 SEED_OFFSETS: dict[str, int] = {name: 1000 * (index + 1) for index, name in enumerate(SHARDS)}
 #: Guidelines that read the purchases and those that read the visual clusters.
-NEEDS_PURCHASES = frozenset(GUIDELINES[:4] + (RANDOM_SHARD,))
+NEEDS_PURCHASES = frozenset(GUIDELINES[:4] + (RANDOM_SHARD, BPR_SHARD))
 NEEDS_CLUSTERS = frozenset(GUIDELINES[:3])
 
 #: Cells (users x items) of the boolean matrix of allowed negatives built per chunk of users.
@@ -207,7 +210,7 @@ class GuidelineSampler:
     n_cases: int
     skipped: dict[str, int] = field(default_factory=dict)
 
-    def draw(self, rng: np.random.Generator, n: int, max_profile: int) -> Triples:  # pragma: no cover
+    def draw(self, rng: np.random.Generator, n: int, max_profile: int | None) -> Triples:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -216,7 +219,7 @@ class UserCaseSampler(GuidelineSampler):
     cases: CaseTable | None = None
     negatives: NegativeSampler | None = None
 
-    def draw(self, rng: np.random.Generator, n: int, max_profile: int) -> Triples:
+    def draw(self, rng: np.random.Generator, n: int, max_profile: int | None) -> Triples:
         c = self.cases
         rows = rng.integers(0, len(c), size=n)
         take = lambda a: None if a is None else a[rows]  # noqa: E731
@@ -234,7 +237,7 @@ class SingleItemSampler(GuidelineSampler):
 
     n_items: int = 0
 
-    def draw(self, rng: np.random.Generator, n: int, max_profile: int) -> Triples:
+    def draw(self, rng: np.random.Generator, n: int, max_profile: int | None) -> Triples:
         item = rng.integers(0, self.n_items, size=n)
         negative = (item + 1 + rng.integers(0, self.n_items - 1, size=n)) % self.n_items  # uniform over j != i
         item = item.astype(np.int32)
@@ -253,7 +256,7 @@ class SameArtistSampler(GuidelineSampler):
     rank: np.ndarray | None = None  # per item: its position inside its artist's run
     cumulative_weight: np.ndarray | None = None  # running sum of (group_size - 1), eligible items only
 
-    def draw(self, rng: np.random.Generator, n: int, max_profile: int) -> Triples:
+    def draw(self, rng: np.random.Generator, n: int, max_profile: int | None) -> Triples:
         n_items = len(self.by_artist)
         # i' with probability proportional to its number of positives: uniform over (i', i) pairs.
         anchor = np.searchsorted(
@@ -410,6 +413,21 @@ def _random(data: SamplingData) -> GuidelineSampler:
     return _users_cases(data, RANDOM_SHARD, cases, False, skipped)
 
 
+def _bpr(data: SamplingData) -> GuidelineSampler:
+    sizes = data.user_sizes()
+    user = row_ids(sizes)
+    cases = CaseTable(
+        user=user.astype(np.int32),
+        positive=data.user_items,
+        source=data.user_items,
+        start=data.user_ptr[user],
+        length=np.zeros(len(user), dtype=np.int64),  # no profile: VBPR knows the user by its index
+        skip=None,
+        keep=None,
+    )
+    return _users_cases(data, BPR_SHARD, cases, False, {})
+
+
 def _d5_single_item(data: SamplingData) -> GuidelineSampler:
     n = data.n_items
     if n < 2:
@@ -446,6 +464,7 @@ _BUILDERS = {
     "d5_single_item": _d5_single_item,
     "d6_same_artist": _d6_same_artist,
     RANDOM_SHARD: _random,
+    BPR_SHARD: _bpr,
 }
 
 
@@ -460,7 +479,12 @@ class ShardReport:
 
 
 def _fill(
-    sampler: GuidelineSampler, rng: np.random.Generator, target: int, max_profile: int, split: str, taken: np.ndarray
+    sampler: GuidelineSampler,
+    rng: np.random.Generator,
+    target: int,
+    max_profile: int | None,
+    split: str,
+    taken: np.ndarray,
 ) -> tuple[list[pa.Table], np.ndarray, int]:
     """``target`` distinct triples whose hashes are not in ``taken`` (sorted).
 
@@ -500,7 +524,7 @@ def _fill(
 
 
 def sample_shard(
-    data: SamplingData, guideline: str, n_train: int, n_valid: int, seed: int, max_profile: int
+    data: SamplingData, guideline: str, n_train: int, n_valid: int, seed: int, max_profile: int | None
 ) -> tuple[pa.Table, ShardReport]:
     """Sample one shard: ``n_train`` training then ``n_valid`` validation triples (all distinct).
 
@@ -511,7 +535,7 @@ def sample_shard(
     for name, value in (("train", n_train), ("valid", n_valid)):
         if value < 0:
             raise InputError(None, f"sampling.budgets.{guideline}.{name}", value, "budget must not be negative")
-    if max_profile < 1:
+    if max_profile is not None and max_profile < 1:
         raise InputError(None, "sampling.max_profile", max_profile, "must be at least 1")
     sampler = make_sampler(data, guideline)
     rng = np.random.default_rng(seed)

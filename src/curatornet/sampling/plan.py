@@ -1,4 +1,4 @@
-"""What each triplet rule of the workflow reads and depends on (used by workflow/rules/triplets.smk).
+"""What each triplet job of the workflow reads and depends on (used by workflow/rules/triplets.smk).
 
 Each shard's params hold only what that shard depends on: its budget, its
 seed, and ``max_profile`` where profiles can have more than one item. So
@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from curatornet.artifacts import GUIDELINES, RANDOM_SHARD
+from curatornet.artifacts import BPR_SHARD, GUIDELINES, RANDOM_SHARD
 from curatornet.errors import InputError
 from curatornet.sampling.guidelines import NEEDS_CLUSTERS, NEEDS_PURCHASES, random_budget, shard_seed
 
-SINGLE_ITEM_PROFILES = frozenset({"d5_single_item", "d6_same_artist"})
+#: Shards whose profiles never have more than one item, so max_profile does not concern them.
+SINGLE_ITEM_PROFILES = frozenset({"d5_single_item", "d6_same_artist", BPR_SHARD})
 #: Memory of a shard job: a fixed part (interpreter, one draw chunk of 2M triples)
 #: plus the finished shard. Measured on the default data: D3 with 1.7M triples
 #: peaks at 1.3 GB, the paper's random shard (10.3M) at 1.7 GB.
@@ -34,19 +35,20 @@ def shard_budget(config: Mapping[str, Any], shard: str) -> dict[str, int]:
         raise InputError(
             "config", f"sampling.budgets.{missing[0]}", sorted(budgets), "budget of this guideline is missing"
         )
-    if shard == RANDOM_SHARD:
+    if shard in (RANDOM_SHARD, BPR_SHARD):
         return random_budget(budgets)
     return {"train": int(budgets[shard]["train"]), "valid": int(budgets[shard]["valid"])}
 
 
-def shard_inputs(shard: str) -> dict[str, str]:
-    """Input files of a shard's rule (``inventory``: Snakemake reserves the name ``items``)."""
-    inputs = {"inventory": "results/data/items.parquet"}
+def shard_inputs(shard: str, tables: Mapping[str, str]) -> dict[str, str]:
+    """The input files of a shard's job, chosen from ``tables`` (paths of ``inventory``,
+    ``purchases`` and ``clusters``): what this shard reads, so that it depends on nothing else."""
+    names = ["inventory"]
     if shard in NEEDS_PURCHASES:
-        inputs["purchases"] = "results/data/purchases.parquet"
+        names.append("purchases")
     if shard in NEEDS_CLUSTERS:
-        inputs["clusters"] = "results/clusters/items.parquet"
-    return inputs
+        names.append("clusters")
+    return {name: tables[name] for name in names}
 
 
 def shard_params(config: Mapping[str, Any], shard: str) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def shard_params(config: Mapping[str, Any], shard: str) -> dict[str, Any]:
         **shard_budget(config, shard),
     }
     if shard not in SINGLE_ITEM_PROFILES:
-        params["max_profile"] = int(config["sampling"]["max_profile"])
+        params["max_profile"] = config["sampling"]["max_profile"]  # None: whole profiles
     return params
 
 
@@ -68,5 +70,5 @@ def shard_mem_mb(config: Mapping[str, Any], shard: str) -> int:
 def dedup_mem_mb(config: Mapping[str, Any]) -> int:
     """Guidelines and random are merged one after the other: size for the larger."""
     guidelines = sum(sum(shard_budget(config, g).values()) for g in GUIDELINES)
-    largest = max(guidelines, sum(shard_budget(config, RANDOM_SHARD).values()))
+    largest = max(guidelines, sum(shard_budget(config, RANDOM_SHARD).values()))  # bpr: same budget, no profiles
     return MERGE_FIXED_MB + largest * MERGE_BYTES_PER_TRIPLE // 1_000_000

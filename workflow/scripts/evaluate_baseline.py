@@ -1,0 +1,34 @@
+"""Snakemake adapter of rule `evaluate_baseline`: VisRank, Random or Oracle on the evaluation cases.
+
+Logic: curatornet.evaluation.evaluate; which baseline comes from the job's wildcards.
+"""
+
+from curatornet.artifacts import embeddings_matrix
+from curatornet.evaluation.cases import read_split_cases
+from curatornet.evaluation.evaluate import (
+    baseline_scorer,
+    check_embeddings,
+    evaluate_scorer,
+    gather_results,
+    write_result,
+)
+from curatornet.io import read_table
+from curatornet.logs import logged_job
+
+
+def main(snakemake) -> None:
+    with logged_job(snakemake.log[0]):
+        inputs, baseline, settings = snakemake.input, snakemake.wildcards.baseline, snakemake.params.settings
+        embeddings = embeddings_matrix(read_table(inputs.embeddings, ["item", "embedding"]))
+        scorer = baseline_scorer(baseline, embeddings, settings)
+        results = []
+        for cases in read_split_cases(inputs):
+            check_embeddings(embeddings, cases, str(inputs.embeddings))
+            results.append(
+                evaluate_scorer({"method": baseline}, scorer, cases, settings["ks"], settings["curve_max_k"])
+            )
+        write_result(gather_results(results), snakemake.output.per_user, snakemake.output.curves, snakemake.output.top)
+
+
+if __name__ == "__main__":
+    main(snakemake)

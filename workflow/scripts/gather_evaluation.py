@@ -1,0 +1,22 @@
+"""Snakemake adapter of rule `gather_evaluation`: every evaluated run in one table each, and Table 2.
+
+Logic: curatornet.evaluation.evaluate.
+"""
+
+from curatornet.evaluation.evaluate import read_result, summarise, write_result
+from curatornet.io import write_csv
+from curatornet.logs import logged_job
+
+
+def main(snakemake) -> None:
+    with logged_job(snakemake.log[0]) as log:
+        inputs, output = snakemake.input, snakemake.output
+        result = read_result(list(inputs.per_user), list(inputs.curves), list(inputs.top))
+        summary = summarise(result.per_user, snakemake.params.ks)
+        write_result(result, output.per_user, output.curves, output.top)
+        write_csv(summary, output.summary)
+        log.info("Table 2:\n%s", summary.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main(snakemake)
