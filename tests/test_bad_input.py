@@ -13,7 +13,7 @@ import yaml
 from snakemake.utils import validate
 
 from curatornet.config import check_config
-from curatornet.data.embeddings import write_embeddings_npy
+from curatornet.data.embeddings import read_embeddings_npy, write_embeddings_npy
 from curatornet.data.prepare import prepare_dataset, write_canonical
 from curatornet.data.synthetic import generate, parameters_for, write_public_release
 from curatornet.errors import InputError
@@ -177,6 +177,83 @@ def test_configured_embeddings_file_must_cover_the_items(raw, tmp_path):
     expect_error(raw, "other.npy", "item_id", "", dataset)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_unreadable_embeddings_file(raw, damage):
+    path = raw / "resnet50_embeddings.npy"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else bytes(range(256)) * 40)
+    error = expect_error(raw, "resnet50_embeddings.npy", "npy data", f"{path.stat().st_size} bytes")
+    assert "not a readable NumPy .npy file" in error.problem and "\n" not in str(error)
+
+
+def test_numeric_matrix_instead_of_id_vector_rows(raw):
+    np.save(raw / "resnet50_embeddings.npy", np.random.default_rng(0).random((400, 2)))
+    error = expect_error(raw, "resnet50_embeddings.npy", "dtype", "float64")
+    assert "object array of [item_id, vector] rows" in error.problem
+
+
+@pytest.mark.parametrize("value", [0.0, 0.25])
+def test_embeddings_without_variation(raw, value):
+    def spoil(ids, vectors):
+        return ids, [np.full_like(v, value) for v in vectors]
+
+    rewrite_embeddings(raw, spoil)
+    n_items = len(pd.read_csv(raw / "ugallery_inventory.csv"))
+    error = expect_error(
+        raw, "resnet50_embeddings.npy", "embedding", f"[{value:g}, {value:g}, {value:g}, {value:g}, ...]"
+    )
+    assert f"for all {n_items} items" in str(error.value) and "same embedding vector" in error.problem
+
+
+def test_new_items_file_is_checked_like_the_data_stage(tmp_path):
+    """recommend --new-items reads its file with read_embeddings_npy, so it is refused the same way."""
+    path = tmp_path / "new.npy"
+    write_embeddings_npy(path, ["a", "b"], np.ones((2, DIM), dtype=np.float32))
+    assert read_embeddings_npy(path, DIM)[0].tolist() == ["a", "b"]
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(InputError, match=r"new\.npy.*npy data.*not a readable NumPy \.npy file"):
+        read_embeddings_npy(path, DIM)
+    np.save(path, np.zeros((2, 2)))
+    with pytest.raises(InputError, match=r"new\.npy.*'dtype'.*float64"):
+        read_embeddings_npy(path, DIM)
+
+
+def test_purchase_in_the_future(raw):
+    def spoil(frame):
+        frame.loc[4, "purchase_timestamp"] = "2999-01-01 00:00:00.000"
+        return frame
+
+    edit_csv(raw / "ugallery_purchases.csv", spoil)
+    error = expect_error(raw, "ugallery_purchases.csv", "purchase_timestamp", "row 6: '2999-01-01 00:00:00.000'")
+    assert "reference time" in error.problem
+
+
+def test_upload_after_the_configured_reference_time(raw):
+    inventory = pd.read_csv(raw / "ugallery_inventory.csv", dtype=str)
+    first_late = inventory.index[pd.to_datetime(inventory["upload_timestamp"]) > pd.Timestamp("2016-01-01")][0]
+    late_value = inventory.loc[first_late, "upload_timestamp"]
+    dataset = {**SYNTHETIC, "reference_time": "2016-01-01"}
+    error = expect_error(
+        raw, "ugallery_inventory.csv", "upload_timestamp", f"row {first_late + 2}: {late_value!r}", dataset
+    )
+    assert "2016-01-01T00:00:00" in error.problem
+
+
+def test_reference_time_with_a_zone_is_compared_in_utc(raw):
+    purchases = pd.read_csv(raw / "ugallery_purchases.csv", dtype=str)
+    last = pd.to_datetime(purchases["purchase_timestamp"]).max()
+    uploads = pd.to_datetime(pd.read_csv(raw / "ugallery_inventory.csv", dtype=str)["upload_timestamp"]).max()
+    moment = max(last, uploads)
+    # In a zone one hour ahead, "last event + 2 h" is 1 h after it in UTC (accepted) and
+    # "last event + 30 min" is 30 min before it (refused).
+    accepted = (moment + pd.Timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S") + "+01:00"
+    run_prepare(raw, {**SYNTHETIC, "reference_time": accepted})
+    refused = (moment + pd.Timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S") + "+01:00"
+    shutil.rmtree(raw.parent / "data")
+    with pytest.raises(InputError, match="reference time"):
+        run_prepare(raw, {**SYNTHETIC, "reference_time": refused})
+
+
 def test_malformed_basket_list(tmp_path):
     folder = tmp_path / "public"
     folder.mkdir()
@@ -223,6 +300,7 @@ def test_schema_accepts_the_shipped_configs():
         ({"format": "ugallery", "path": None}, "dataset.path", "None"),
         ({"format": "ugallery", "path": "/no/such/folder"}, "dataset.path", "/no/such/folder"),
         ({"format": "synthetic", "embeddings": "/no/such/file.npy"}, "dataset.embeddings", "/no/such/file.npy"),
+        ({"format": "synthetic", "reference_time": "next tuesday"}, "dataset.reference_time", "next tuesday"),
     ],
 )
 def test_check_config_names_the_key_and_value(dataset, key, value):

@@ -10,8 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 from curatornet import report, stats  # noqa: E402
+from curatornet.data.prepare import prepare_dataset  # noqa: E402
 
 RUNS = [
     ("curatornet", "guidelines", "0"),
@@ -148,3 +150,25 @@ def test_top_five_and_formatting():
     assert report.rst_to_text("A ``code`` and *em*\n text.") == "A code and em text."
     assert set(report.software_versions()) >= {"python", "numpy", "scipy", "snakemake", "tensorflow"}
     assert report.metric_label("ndcg_paper@100") == "nDCG@100 (paper)" and report.metric_label("recall@20") == "R@20"
+
+
+def decimals(value: float) -> int:
+    """Digits after the point as the constant is written (0.0682 -> 4, 40 -> 0)."""
+    text = repr(value)
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def test_ugallery_reference_matches_the_real_files(ugallery_dir):
+    real = prepare_dataset({"format": "ugallery", "path": str(ugallery_dir), "synthetic": {"embedding_dim": 8}}, 0)
+    shared = [name for name in report.UGALLERY_REFERENCE if name in real.stats]
+    for name in ("later_basket_known_artist_share", "same_artist_pair_share_basket", "same_artist_pair_share_user"):
+        assert name in shared and name in report.UGALLERY_REFERENCE
+    for name in shared:
+        constant, computed = report.UGALLERY_REFERENCE[name], real.stats[name]
+        if isinstance(constant, str):
+            assert computed == constant, name
+        else:
+            # The constant is the computed value rounded to the digits it is written with.
+            assert computed == pytest.approx(constant, abs=0.5 * 10 ** -decimals(constant) + 1e-12), name
+    # Only the evaluation protocol's numbers (checked in test_protocol.py) are not data set statistics.
+    assert set(report.UGALLERY_REFERENCE) - set(shared) == {"test_users", "mean_ground_truth", "median_inventory"}

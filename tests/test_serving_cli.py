@@ -88,12 +88,6 @@ def test_garbage_new_items_files_give_one_clear_line(world, tmp_path, capsys):
         assert_one_clear_line(world, capsys, tmp_path / name, detail)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Exception,
-    reason="read_embeddings_npy lets pickle's error through for a file that is not a .npy; "
-    "its hardening is in another branch (remove this mark when it is merged)",
-)
 def test_a_text_file_as_new_items_gives_one_clear_line(world, tmp_path, capsys):
     (tmp_path / "text.npy").write_text("item,vector\n1,2\n")
     assert_one_clear_line(world, capsys, tmp_path / "text.npy", "text.npy")

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
+from curatornet.data.embeddings import read_embeddings_npy, write_embeddings_npy
 from curatornet.data.prepare import build_canonical, prepare_dataset
-from curatornet.data.synthetic import generate, parameters_for
+from curatornet.data.synthetic import (
+    PurchaseSimulation,
+    generate,
+    make_baskets,
+    make_catalogue,
+    parameters_for,
+    write_public_release,
+)
 from curatornet.data.ugallery import RawDataset
 
 # Statistic -> (kind, tolerance): "rel" relative difference, "abs" absolute difference,
@@ -36,16 +47,20 @@ TOLERANCES = {
     "baskets_per_user_1": ("rel", 0.05),
     "baskets_per_user_2": ("rel", 0.15),
     "baskets_per_user_3": ("rel", 0.25),
-    "baskets_per_user_max": ("ratio", 3.0),
+    "baskets_per_user_max": ("ratio", 1.1),
     "items_per_user_1": ("rel", 0.05),
     "items_per_user_2": ("rel", 0.15),
     "items_per_user_3": ("rel", 0.25),
-    "items_per_user_max": ("ratio", 3.0),
+    "items_per_user_max": ("ratio", 1.5),
     "users_with_test_basket": ("rel", 0.05),
+    "users_with_valid_basket": ("rel", 0.08),
     "median_basket_gap_days": ("rel", 0.25),
     "median_upload_to_sale_days": ("rel", 0.25),
-    "same_artist_pair_share_basket": ("abs", 0.08),
-    "same_artist_pair_share_user": ("abs", 0.05),
+    # Artist loyalty. Pair shares weigh the largest baskets and the heaviest buyers most, so they
+    # swing between seeds (standard deviation over seeds 0-7: .030 and .006; docs/synthetic_data.md).
+    "same_artist_pair_share_basket": ("abs", 0.04),
+    "same_artist_pair_share_user": ("abs", 0.02),
+    "later_basket_known_artist_share": ("abs", 0.03),
 }
 DATE_TOLERANCE_DAYS = {"first_sale": 7, "last_sale": 7, "first_upload": 365, "last_upload": 7}
 
@@ -175,3 +190,80 @@ def test_planted_structure_is_real(generated):
     labels = KMeans(n_clusters=40, n_init=1, random_state=0).fit_predict(reduced)
     item_style = data.item_style[pd.Index(data.items["item_id"]).get_indexer(items["item_id"])]
     assert adjusted_rand_score(item_style[sample], labels) > 0.5
+
+
+def chi_square_p(counts: np.ndarray, expected: np.ndarray) -> float:
+    """Pearson's test of counts against expected counts (items expected fewer than 5 times pooled)."""
+    big = expected >= 5
+    return stats.chisquare(np.r_[counts[big], counts[~big].sum()], np.r_[expected[big], expected[~big].sum()]).pvalue
+
+
+def test_candidate_draws_follow_the_choice_model():
+    """The mixture-and-rejection draw (no slot x item matrix) gives every item the probability that
+    the choice model's weights over the whole inventory give it, bonuses and revisits included."""
+    params = parameters_for("default", scale=0.5, embedding_dim=8)
+    rngs = [np.random.default_rng(seed) for seed in (1, 2, 3, 4)]
+    catalogue = make_catalogue(params, rngs[0])
+    simulation = PurchaseSimulation(params, catalogue, make_baskets(params, catalogue, rngs[1]), rngs[2])
+    simulation.run()
+    slots = simulation.slots
+    # A basket's second item, for a buyer with a few earlier baskets: favourites, the basket's
+    # artist and revisits all add weight, and the replay's state (sold items) is realistic.
+    slot = int(np.flatnonzero((slots.round == 1) & (slots.n_earlier_baskets >= 3) & (slots.n_earlier_baskets <= 10))[0])
+    draws = 20_000
+    rows = np.full(draws, slot)
+    week = simulation.week_bound(simulation.week_start(slot), int(slots.time[slot]))
+    mixture = simulation.mixture(rows, week)
+    assert mixture.entry_ptr[1] - mixture.entry_ptr[0] > 4
+    simulation.rng = rngs[3]
+    items = np.full(draws, -1)
+    pending = np.arange(draws)
+    while pending.size:
+        position = simulation.propose(mixture, rows, pending, week)
+        ok = simulation.acceptable(rows[pending], position, week)
+        items[pending[ok]] = simulation.index.order[position[ok]]
+        pending = pending[~ok]
+    weights = simulation.item_weights(rows, 0, mixture)
+    counts = np.bincount(items, minlength=weights.size)
+    assert counts[weights == 0].sum() == 0  # nothing unavailable is ever drawn
+    assert chi_square_p(counts, weights / weights.sum() * draws) > 0.01
+    # The test has power: the same draws clearly reject the model without the artist bonuses.
+    plain = copy.copy(mixture)
+    plain.entry_ptr = np.zeros_like(mixture.entry_ptr)
+    plain_weights = simulation.item_weights(rows, 0, plain)
+    assert chi_square_p(counts, plain_weights / plain_weights.sum() * draws) < 1e-6
+
+
+def known_artist_share_by_activity(canonical) -> tuple[float, float]:
+    """Later-basket known-artist share of buyers with 2-3 baskets and of buyers with 20 or more."""
+    purchases = canonical.purchases
+    artist = pd.factorize(canonical.items.sort_values("item")["artist_id"])[0][purchases["item"].to_numpy()]
+    frame = purchases[["user", "basket"]].assign(artist=artist)
+    first = frame.groupby(["user", "artist"])["basket"].transform("min")
+    n_baskets = frame.groupby("user")["basket"].transform("max") + 1
+    known = (first < frame["basket"])[frame["basket"] > 0]
+    n_baskets = n_baskets[frame["basket"] > 0]
+    return float(known[n_baskets <= 3].mean()), float(known[n_baskets >= 20].mean())
+
+
+def test_revisits_make_buyers_loyal_to_artists(generated):
+    _, canonical = generated
+    plain = generate(parameters_for("default", embedding_dim=8, revisit_share_second=0.0, revisit_share_limit=0.0), 42)
+    without = build_canonical(RawDataset(plain.items, plain.purchases, None), lambda items: in_item_order(plain, items))
+    share = canonical.stats["later_basket_known_artist_share"]
+    assert share > without.stats["later_basket_known_artist_share"] + 0.1
+    # Loyalty grows with activity, as in the real log (.21 for 2-3 baskets, .69 from 20 baskets on).
+    occasional, frequent = known_artist_share_by_activity(canonical)
+    assert frequent > occasional + 0.2
+
+
+def test_embeddings_are_written_chunk_by_chunk(tmp_path):
+    data = generate(parameters_for("tiny", embedding_dim=32), 5)
+    write_public_release(data, folder=tmp_path)
+    assert data._embeddings is None  # written without rendering the whole matrix
+    ids, matrix = read_embeddings_npy(tmp_path / "resnet50_embeddings.npy")
+    assert ids.tolist() == data.items["item_id"].tolist()
+    np.testing.assert_array_equal(matrix, data.embeddings)
+    with pytest.raises(ValueError, match="item ids"):
+        write_embeddings_npy(tmp_path / "short.npy", ids[:3].tolist(), data.embeddings[:2])
+    assert not (tmp_path / "short.npy").exists()

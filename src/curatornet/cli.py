@@ -203,10 +203,46 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- make-dataset
+
+
+def add_make_dataset(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "make-dataset",
+        help="write a data set of the second generative model (users and items in one latent space) "
+        "in UGallery's research layout, with its embeddings",
+    )
+    parser.add_argument("--out", required=True, help="folder for valid_artworks.csv, valid_sales.csv, embeddings.npy")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies artists and users (1: UGallery-sized)")
+    parser.add_argument("--embedding-dim", type=int, default=2048, help="length of the embedding vectors")
+    parser.set_defaults(run=run_make_dataset)
+
+
+def run_make_dataset(args: argparse.Namespace) -> int:
+    from curatornet.data.latent import generate_latent, latent_parameters, write_research_layout
+
+    if not args.scale > 0:
+        raise InputError(None, "--scale", args.scale, "must be positive")
+    if args.embedding_dim < 1:
+        raise InputError(None, "--embedding-dim", args.embedding_dim, "must be at least 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "--out", str(out), "exists and is not a folder")
+    data = generate_latent(latent_parameters(args.scale, args.embedding_dim), args.seed)
+    paths = write_research_layout(data, out)
+    print(
+        f"wrote {len(data.artworks)} artworks, {len(data.sales)} sales by "
+        f"{data.sales['customer_id'].nunique()} customers to {out}"
+    )
+    print(f"use it with: dataset: {{format: ugallery, path: {out}, embeddings: {paths['embeddings']}}}")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 #: Subcommands: each adds its parser and sets ``run``. Append new ones here.
-COMMANDS: list[Callable] = [add_recommend, add_serve, add_train]
+COMMANDS: list[Callable] = [add_recommend, add_serve, add_train, add_make_dataset]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
             raise InputError(source, "dataset.path", path, "format 'ugallery' needs the folder of the UGallery files")
         if not Path(path).is_dir():
             raise InputError(source, "dataset.path", path, "folder does not exist")
+    parse_reference_time(dataset.get("reference_time"), source)
     embeddings = dataset.get("embeddings", "synthetic")
     if embeddings != "synthetic" and not Path(embeddings).is_file():
         raise InputError(source, "dataset.embeddings", embeddings, "embeddings file does not exist")
@@ -163,6 +165,19 @@ def item_count(dataset: Mapping[str, Any]) -> tuple[int, str]:
     with inventory.open(newline="", encoding="utf-8", errors="replace") as handle:
         rows = sum(1 for _ in csv.reader(handle)) - 1  # minus the header
     return max(rows, 0), str(inventory)
+
+
+def parse_reference_time(value: Any, source: str = CONFIG_NAME) -> datetime | None:
+    """``dataset.reference_time`` as a naive UTC datetime (None stays None: "now", decided by the caller)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError as exc:
+        raise InputError(source, "dataset.reference_time", value, "not an ISO 8601 date-time") from exc
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 def sorted_config(value: Any) -> Any:

@@ -28,7 +28,9 @@ from curatornet.evaluation.evaluate import DISPLAY_NAMES
 
 #: Statistics of the real UGallery transactions, as published in the data
 #: folder's README (../shared/ugallery/README.md, "Statistics" and "How the
-#: paper's Table 2 was evaluated"); names follow curatornet.data.stats.
+#: paper's Table 2 was evaluated") or computed from its files (the validation
+#: split and the artist-loyalty shares); names follow curatornet.data.stats.
+#: tests/test_report.py checks them against the real files when present.
 UGALLERY_REFERENCE_SOURCE = (
     "UGallery transactions (valid_sales.csv, valid_artworks.csv) as described in the README of the "
     "shared UGallery folder; the paper reports 2,378 users, 6,040 items and 5,336 purchases for the "
@@ -59,12 +61,18 @@ UGALLERY_REFERENCE: dict[str, float | str] = {
     **{f"items_per_user_{k}": v for k, v in zip(range(1, 11), (1856, 468, 212, 131, 78, 51, 25, 18, 16, 12))},
     "items_per_user_max": 271,
     "users_with_test_basket": 728,
+    "users_with_valid_basket": 338,
     "first_sale": "2014-01-01",
     "last_sale": "2018-05-31",
     "first_upload": "2007-01-01",
     "last_upload": "2018-06-01",
     "median_basket_gap_days": 40,
     "median_upload_to_sale_days": 144,
+    # Artist loyalty: same-artist share of item pairs inside one basket and across a user's
+    # whole history, and the share of items in later baskets by an artist bought from before.
+    "same_artist_pair_share_basket": 0.288,
+    "same_artist_pair_share_user": 0.0682,
+    "later_basket_known_artist_share": 0.317,
     # The evaluation protocol on the same files.
     "test_users": 728,
     "mean_ground_truth": 1.3104,

@@ -15,8 +15,10 @@ The release format is a NumPy object array of shape (N, 2) whose rows are
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Sequence
+import pickle
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,24 +67,53 @@ def item_latents(
     return artist_latent[item_artist] + rng.normal(0.0, model.item_spread, size=(len(item_artist), model.latent_dim))
 
 
+@dataclass(frozen=True)
+class FeatureRenderer:
+    """Lifts latent vectors to ``dim`` non-negative channels shaped like pooled CNN features.
+
+    It keeps the state of its random stream, so the same features can be rendered
+    twice: whole (:meth:`render`) or chunk by chunk (:meth:`chunks`, which never
+    holds more than RENDER_CHUNK_ROWS rows, for data sets whose features do not
+    fit in memory). Both give identical values.
+    """
+
+    dim: int
+    model: StyleModel
+    rng_state: dict
+
+    @classmethod
+    def from_rng(cls, dim: int, rng: np.random.Generator, model: StyleModel) -> FeatureRenderer:
+        return cls(dim, model, copy.deepcopy(rng.bit_generator.state))
+
+    def chunks(self, latents: np.ndarray) -> Iterator[np.ndarray]:
+        rng = np.random.Generator(getattr(np.random, self.rng_state["bit_generator"])())
+        rng.bit_generator.state = copy.deepcopy(self.rng_state)
+        model, dim = self.model, self.dim
+        gain = model.gain / np.sqrt(model.latent_dim)
+        projection = (rng.standard_normal((model.latent_dim, dim)) * gain).astype(np.float32)
+        channel_bias = (model.offset + rng.normal(0.0, model.channel_bias_sd, size=dim)).astype(np.float32)
+        for start in range(0, latents.shape[0], RENDER_CHUNK_ROWS):
+            stop = min(start + RENDER_CHUNK_ROWS, latents.shape[0])
+            pre = latents[start:stop].astype(np.float32) @ projection
+            pre += channel_bias
+            pre += model.noise_sd * rng.standard_normal((stop - start, dim), dtype=np.float32)
+            np.exp(pre, out=pre)
+            pre -= model.floor
+            np.maximum(pre, 0.0, out=pre)
+            yield pre
+
+    def render(self, latents: np.ndarray) -> np.ndarray:
+        features = np.empty((latents.shape[0], self.dim), dtype=np.float32)
+        start = 0
+        for chunk in self.chunks(latents):
+            features[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        return features
+
+
 def render_features(latents: np.ndarray, dim: int, rng: np.random.Generator, model: StyleModel) -> np.ndarray:
     """Lift latent vectors to ``dim`` non-negative channels shaped like pooled CNN features."""
-    n_rows = latents.shape[0]
-    projection = (rng.standard_normal((model.latent_dim, dim)) * (model.gain / np.sqrt(model.latent_dim))).astype(
-        np.float32
-    )
-    channel_bias = (model.offset + rng.normal(0.0, model.channel_bias_sd, size=dim)).astype(np.float32)
-    features = np.empty((n_rows, dim), dtype=np.float32)
-    for start in range(0, n_rows, RENDER_CHUNK_ROWS):
-        stop = min(start + RENDER_CHUNK_ROWS, n_rows)
-        pre = latents[start:stop].astype(np.float32) @ projection
-        pre += channel_bias
-        pre += model.noise_sd * rng.standard_normal((stop - start, dim), dtype=np.float32)
-        np.exp(pre, out=pre)
-        pre -= model.floor
-        np.maximum(pre, 0.0, out=pre)
-        features[start:stop] = pre
-    return features
+    return FeatureRenderer.from_rng(dim, rng, model).render(latents)
 
 
 def synthetic_embeddings(
@@ -117,13 +148,75 @@ def synthetic_embeddings(
     return render_features(latents, dim, render_rng, model)
 
 
-def write_embeddings_npy(path: str | Path, item_ids: Sequence[str], matrix: np.ndarray) -> None:
-    """Write the release format (object array of [item_id, float32 vector] rows) atomically."""
-    rows = np.empty((len(item_ids), 2), dtype=object)
-    rows[:, 0] = list(item_ids)
-    rows[:, 1] = list(np.asarray(matrix, dtype=np.float32))
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, rows, allow_pickle=True)
+def write_embeddings_npy(path: str | Path, item_ids: Sequence[str], vectors: np.ndarray | Iterable[np.ndarray]) -> None:
+    """Write the release format (object array of [item_id, float32 vector] rows) atomically.
+
+    ``vectors`` is an (N, dim) matrix or an iterable of row chunks; chunks are
+    written as they come, so the whole matrix never needs to be in memory.
+    """
+    with atomic_path(path) as tmp:
+        write_embeddings_rows(tmp, item_ids, vectors)
+
+
+def write_embeddings_rows(
+    path: str | Path, item_ids: Sequence[str], vectors: np.ndarray | Iterable[np.ndarray]
+) -> None:
+    """Write the release format to ``path`` directly (callers make it atomic)."""
+    n_rows = len(item_ids)
+    chunks = [np.asarray(vectors, dtype=np.float32)] if isinstance(vectors, np.ndarray) else vectors
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_2_0(handle, {"descr": "|O", "fortran_order": False, "shape": (n_rows, 2)})
+        pickler = _StreamPickler(handle, protocol=4)
+        # No memo: it would keep every row alive until the end (a second copy of the matrix).
+        pickler.fast = True
+        pickler.dump(_ObjectRows(n_rows, _row_items(item_ids, chunks)))
+        if pickler.rows_written != n_rows:
+            raise ValueError(f"{n_rows} item ids but {pickler.rows_written} embedding rows")
+
+
+class _ObjectRows:
+    """Stands for an (n, 2) object array whose items are produced while pickling."""
+
+    def __init__(self, n_rows: int, items: Iterator):
+        self.n_rows = n_rows
+        self.items = items
+
+
+class _ListItems:
+    def __init__(self, items: Iterator):
+        self.items = items
+
+
+class _StreamPickler(pickle.Pickler):
+    """Pickles :class:`_ObjectRows` exactly as NumPy pickles an object array, with the
+    array's element list filled from an iterator (numpy's own reduction, so np.load reads it)."""
+
+    rows_written = 0
+
+    def reducer_override(self, obj):
+        if isinstance(obj, _ObjectRows):
+            rebuild, args, (version, _, dtype, fortran, _) = np.empty((0, 2), dtype=object).__reduce__()
+            return rebuild, args, (version, (obj.n_rows, 2), dtype, fortran, _ListItems(self._count(obj.items)))
+        if isinstance(obj, _ListItems):
+            return list, (), None, obj.items
+        return NotImplemented
+
+    def _count(self, items: Iterator) -> Iterator:
+        for position, item in enumerate(items):
+            self.rows_written = position // 2 + 1
+            yield item
+
+
+def _row_items(item_ids: Sequence[str], chunks: Iterable[np.ndarray]) -> Iterator:
+    """id, vector, id, vector, ... (the row-major elements of the object array)."""
+    ids = iter(item_ids)
+    for chunk in chunks:
+        for vector in chunk:
+            item_id = next(ids, None)
+            if item_id is None:
+                raise ValueError(f"more embedding rows than the {len(item_ids)} item ids")
+            yield str(item_id)
+            yield vector
 
 
 def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -131,16 +224,30 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
 
     Every vector must have the same length (``expected_dim`` when given,
     otherwise the most common length) and finite values; ids must be unique.
+    A file that is not such an object array (truncated, garbage, a plain
+    numeric matrix) is refused with an :class:`InputError`.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, str(path), "embeddings file does not exist")
     try:
         rows = np.load(path, allow_pickle=True)
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(path, None, str(path), f"not a readable .npy file ({exc})") from exc
+    except Exception as exc:  # a damaged file fails in the header parser or in pickle, in many ways
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise InputError(
+            path, "npy data", f"{path.stat().st_size} bytes", f"not a readable NumPy .npy file ({detail})"
+        ) from exc
+    if not isinstance(rows, np.ndarray):
+        raise InputError(path, "npy data", type(rows).__name__, "expected a NumPy array of [item_id, vector] rows")
     if rows.ndim != 2 or rows.shape[1] != 2:
         raise InputError(path, "shape", rows.shape, "expected an array of [item_id, vector] rows, shape (N, 2)")
+    if rows.dtype != object:
+        raise InputError(
+            path,
+            "dtype",
+            str(rows.dtype),
+            f"expected an object array of [item_id, vector] rows; this is a plain {rows.shape} matrix of numbers",
+        )
     if rows.shape[0] == 0:
         raise InputError(path, "rows", 0, "embeddings file has no rows")
     ids = np.array([str(v) for v in rows[:, 0]], dtype=object)
@@ -155,7 +262,16 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
             int(lengths[first]),
             f"vector length differs from {dim} ({wrong.size} rows affected)",
         )
-    matrix = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in rows[:, 1]])
+    # Row by row, releasing each source vector: the file's objects and the matrix are never both whole.
+    matrix = np.empty((rows.shape[0], dim), dtype=np.float32)
+    for k in range(rows.shape[0]):
+        try:
+            matrix[k] = np.asarray(rows[k, 1], dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                path, f"embedding of item {ids[k]}", _short_repr(rows[k, 1]), "not a vector of numbers"
+            ) from exc
+        rows[k, 1] = None
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
         first = bad[0]
@@ -171,6 +287,29 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
         raise InputError(path, "item_id", ids[np.flatnonzero(duplicated)[0]], "item id appears more than once")
     log.info("read %d embeddings of dimension %d from %s", len(ids), dim, path)
     return ids, matrix
+
+
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_embeddings_vary(matrix: np.ndarray, item_ids: Sequence[str], source: str | Path) -> None:
+    """Refuse embeddings that are the same vector for every item (all zeros, a constant):
+    visual clusters and visual models would see one item."""
+    if len(matrix) < 2:
+        return
+    spread = float((matrix.max(axis=0) - matrix.min(axis=0)).max())
+    scale = max(1.0, float(np.abs(matrix[0]).max()))
+    if spread <= 1e-6 * scale:
+        first = np.asarray(matrix[0])
+        shown = "[" + ", ".join(f"{v:g}" for v in first[:4]) + (", ...]" if first.size > 4 else "]")
+        raise InputError(
+            source,
+            "embedding",
+            f"{shown} for all {len(matrix)} items, e.g. {item_ids[0]}",
+            "every item has the same embedding vector (no variation): visual clusters and models need distinct ones",
+        )
 
 
 def align_embeddings(

@@ -17,7 +17,13 @@ import pandas as pd
 import pyarrow as pa
 
 from curatornet.artifacts import ITEMS_SCHEMA, PURCHASES_SCHEMA, embeddings_schema
-from curatornet.data.embeddings import align_embeddings, read_embeddings_npy, synthetic_embeddings
+from curatornet.config import parse_reference_time
+from curatornet.data.embeddings import (
+    align_embeddings,
+    check_embeddings_vary,
+    read_embeddings_npy,
+    synthetic_embeddings,
+)
 from curatornet.data.layout import data_folder, embeddings_file, expected_embedding_dim
 from curatornet.data.stats import dataset_statistics, statistics_frame
 from curatornet.data.ugallery import RawDataset, load_ugallery
@@ -77,7 +83,9 @@ def load_embeddings(
         dim = int(dataset.get("synthetic", {}).get("embedding_dim", 2048))
         return synthetic_embeddings(items["artist_id"], dim=dim, seed=seed)
     ids, matrix = read_embeddings_npy(path, expected_embedding_dim(dataset))
-    return align_embeddings(items["item_id"].to_numpy(), ids, matrix, path)
+    aligned = align_embeddings(items["item_id"].to_numpy(), ids, matrix, path)
+    check_embeddings_vary(aligned, items["item_id"].to_numpy(), path)
+    return aligned
 
 
 def build_canonical(raw: RawDataset, embeddings_for_items, seed: int | None = None) -> CanonicalData:
@@ -98,10 +106,16 @@ def build_canonical(raw: RawDataset, embeddings_for_items, seed: int | None = No
     return CanonicalData(items=items, embeddings=embeddings, purchases=purchases, stats=stats)
 
 
+def reference_time(dataset: Mapping[str, Any]) -> pd.Timestamp:
+    """The configured ``reference_time`` (naive UTC), or now."""
+    moment = parse_reference_time(dataset.get("reference_time"))
+    return pd.Timestamp(moment) if moment is not None else pd.Timestamp.now(tz="UTC").tz_convert(None)
+
+
 def prepare_dataset(dataset: Mapping[str, Any], seed: int, raw_dir: str | Path | None = None) -> CanonicalData:
     """Load the configured data set (``dataset`` is the config's dataset section) and build its artifacts;
     ``raw_dir`` is the folder of the generated data set (format synthetic)."""
-    raw = load_ugallery(data_folder(dataset, raw_dir))
+    raw = load_ugallery(data_folder(dataset, raw_dir), reference_time(dataset))
     return build_canonical(raw, lambda items: load_embeddings(dataset, items, seed, raw_dir))
 
 

@@ -39,6 +39,19 @@ def _same_artist_pair_share(purchases: pd.DataFrame, artist_codes: np.ndarray, g
     return float(same_pairs / all_pairs) if all_pairs else float("nan")
 
 
+def _later_basket_known_artist_share(purchases: pd.DataFrame, artist_codes: np.ndarray) -> float:
+    """Share of purchase rows in a user's later baskets (after the first) whose artist the
+    user had bought from in an earlier basket; rows of unknown artists are left out."""
+    frame = purchases[["user", "basket"]].copy()
+    frame["artist"] = artist_codes[purchases["item"].to_numpy()]
+    frame = frame[frame["artist"] >= 0]
+    first_basket_with_artist = frame.groupby(["user", "artist"])["basket"].transform("min")
+    later = frame["basket"].to_numpy() > frame.groupby("user")["basket"].transform("min").to_numpy()
+    if not later.any():
+        return float("nan")
+    return float(np.mean(first_basket_with_artist.to_numpy()[later] < frame["basket"].to_numpy()[later]))
+
+
 def dataset_statistics(items: pd.DataFrame, purchases: pd.DataFrame) -> dict[str, float | str]:
     """The UGallery README's statistics for canonical ``items`` and ``purchases`` frames.
 
@@ -106,6 +119,8 @@ def dataset_statistics(items: pd.DataFrame, purchases: pd.DataFrame) -> dict[str
     # generated data; a property of taste in the real data).
     stats["same_artist_pair_share_basket"] = _same_artist_pair_share(purchases, artist_codes, ["user", "basket"])
     stats["same_artist_pair_share_user"] = _same_artist_pair_share(purchases, artist_codes, ["user"])
+    # Artist loyalty across time: how often a returning buyer comes back to an artist.
+    stats["later_basket_known_artist_share"] = _later_basket_known_artist_share(purchases, artist_codes)
     return stats
 
 

@@ -8,20 +8,25 @@ parameters and a comparison with the real statistics):
    reprints is a per-artist Beta-distributed propensity. Artists upload in
    batches; batch times follow a flat density over the sales years plus an
    exponentially thinning tail back to 2007. Items get a log-normal appeal.
-2. Users. Baskets per user and items per basket follow truncated power laws.
-   Each user has a few visual tastes (styles) and favourite artists drawn from
+2. Users. Baskets per user and items per basket follow truncated power laws,
+   plus an outlier buyer far beyond the power law (as in the real log). Each
+   user has a few visual tastes (styles) and favourite artists drawn from
    those styles. Basket times: a random start plus log-normal gaps.
 3. Purchases. Week by week, every purchase slot picks one item from the
-   current inventory with a Gumbel-max draw over log-weights: appeal, a
-   preference for recent uploads, the basket's focus style, the user's other
-   tastes, favourite artists, and (from a basket's second item on) the artist
-   of the basket's first item. One-of-a-kind items leave the inventory once
-   sold; when two slots draw the same one, the earlier keeps it and the other
-   draws again.
-4. Embeddings: the style model of :mod:`curatornet.data.embeddings`.
+   current inventory with weights for appeal, a preference for recent
+   uploads, the basket's focus style, the user's other tastes, favourite
+   artists, (from a basket's second item on) the artist of the basket's first
+   item, and revisits of artists the user bought from in earlier baskets
+   (artist loyalty, stronger the more baskets a user has). The draw never
+   scores the whole inventory: it picks a group of items by its weight, then
+   an item, and rejects unavailable ones, so its cost grows linearly with the
+   data set. One-of-a-kind items leave the inventory once sold; when two
+   slots draw the same one, the earlier keeps it and the other draws again.
+4. Embeddings: the style model of :mod:`curatornet.data.embeddings`, rendered
+   chunk by chunk when written.
 
 Everything is vectorised over items, users and slots; the only loops run over
-weeks and over the position inside a basket.
+weeks, over the position inside a basket and over draw attempts.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,16 +42,19 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from curatornet.data.embeddings import StyleModel, item_latents, render_features, style_centres, write_embeddings_npy
+from curatornet.data.embeddings import (
+    FeatureRenderer,
+    StyleModel,
+    item_latents,
+    style_centres,
+    write_embeddings_npy,
+)
 from curatornet.data.layout import RAW_EMBEDDINGS, RAW_INVENTORY, RAW_PURCHASES
 from curatornet.io import write_csv
 
 log = logging.getLogger(__name__)
 
-DAY = np.timedelta64(1, "D")
 MS_PER_DAY = 86_400_000
-#: Stands in for -inf in log-weights (keeps arithmetic free of inf - inf).
-EXCLUDED = np.float32(-1e30)
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,11 @@ class GeneratorParameters:
     single_basket_share: float = 0.75
     baskets_per_user_exponent: float = 2.7
     baskets_per_user_shift: float = 1.0
-    max_baskets_per_user: int = 212
+    max_baskets_per_user: int = 60
+    #: The real log has one buyer far beyond the power law (212 baskets; the next has 46).
+    #: The outlier_buyers most active users (per unit of scale) get outlier_buyer_baskets baskets.
+    outlier_buyers: int = 1
+    outlier_buyer_baskets: int = 212
     basket_size_exponent: float = 3.0
     max_basket_size: int = 21
     basket_gap_median_days: float = 68.0
@@ -102,7 +115,14 @@ class GeneratorParameters:
     weight_focus_style: float = 2.5
     weight_user_style: float = 1.0
     weight_favourite_artist: float = 2.1
-    weight_basket_artist: float = 4.6
+    weight_basket_artist: float = 5.5
+    #: Artist loyalty: the share of a slot's weight that revisits an artist the user bought from in
+    #: an earlier basket (split equally among them): at the user's second basket, its limit for very
+    #: active buyers, the number of further baskets at which it is halfway there, and how sharply it rises.
+    revisit_share_second: float = 0.13
+    revisit_share_limit: float = 0.95
+    revisit_half_baskets: float = 25.0
+    revisit_rise_exponent: float = 2.0
     #: Log-weight lost per unit of log(1 + age / recency_days) since upload.
     recency_weight: float = 0.55
     recency_days: float = 60.0
@@ -113,6 +133,11 @@ class GeneratorParameters:
     embedding_dim: int = 2048
     style_model: StyleModel = StyleModel()
 
+    def __post_init__(self):
+        for name in ("revisit_share_second", "revisit_share_limit"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), not {getattr(self, name)}")
+
 
 PRESETS: dict[str, GeneratorParameters] = {
     "default": GeneratorParameters(),
@@ -122,6 +147,7 @@ PRESETS: dict[str, GeneratorParameters] = {
         n_users=160,
         n_styles=8,
         max_baskets_per_user=25,
+        outlier_buyers=0,
         max_basket_size=8,
         focus_weights=(0.6, 0.25, 0.15),
     ),
@@ -131,27 +157,57 @@ PRESETS: dict[str, GeneratorParameters] = {
 def parameters_for(
     preset: str = "default", scale: float = 1.0, embedding_dim: int = 2048, **overrides
 ) -> GeneratorParameters:
-    """A preset with users, items and artists multiplied by ``scale`` (styles stay fixed)."""
+    """A preset with users, items and artists multiplied by ``scale`` (styles stay fixed).
+
+    An artist's works are then a ``scale`` times smaller part of their style, so
+    the artist bonuses (favourites, the basket's first artist) grow by
+    log(scale) to keep the pull they have at scale 1; the revisits are a share
+    of a slot's weight and need no change. Per-user statistics then stay as at
+    scale 1.
+    """
     base = PRESETS[preset]
-    return dataclasses.replace(
-        base,
-        n_items=max(2, round(base.n_items * scale)),
-        n_artists=max(1, round(base.n_artists * scale)),
-        n_users=max(1, round(base.n_users * scale)),
-        embedding_dim=embedding_dim,
-        **overrides,
-    )
+    changes = {
+        "n_items": max(2, round(base.n_items * scale)),
+        "n_artists": max(1, round(base.n_artists * scale)),
+        "n_users": max(1, round(base.n_users * scale)),
+        "outlier_buyers": round(base.outlier_buyers * scale),
+        # Bonuses stay >= 0: the draw adds exp(bonus) - 1 times an artist's weight.
+        "weight_favourite_artist": max(0.0, base.weight_favourite_artist + float(np.log(scale))),
+        "weight_basket_artist": max(0.0, base.weight_basket_artist + float(np.log(scale))),
+        "embedding_dim": embedding_dim,
+    }
+    return dataclasses.replace(base, **{**changes, **overrides})
 
 
 @dataclass
 class SyntheticDataset:
-    """A generated data set in source form (ids are hex strings like the public release)."""
+    """A generated data set in source form (ids are hex strings like the public release).
+
+    The embeddings are rendered from the item latents when first asked for
+    (``embeddings``), or chunk by chunk when written (``embedding_chunks``), so a
+    large data set is written without holding its whole embedding matrix.
+    """
 
     items: pd.DataFrame  # item_id, artist_id, upload_time, one_of_a_kind
     purchases: pd.DataFrame  # user_id, time, item_id
-    embeddings: np.ndarray  # (n_items, dim) float32 in the order of items
     item_style: np.ndarray  # planted style of every item (for tests and docs)
     user_tastes: np.ndarray  # (n_users, tastes_per_user) planted styles per user
+    latents: np.ndarray  # (n_items, latent_dim) style-model latent of every item
+    renderer: FeatureRenderer
+    _embeddings: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """(n_items, dim) float32 in the order of items."""
+        if self._embeddings is None:
+            self._embeddings = self.renderer.render(self.latents)
+        return self._embeddings
+
+    def embedding_chunks(self) -> Iterator[np.ndarray]:
+        if self._embeddings is not None:
+            yield self._embeddings
+        else:
+            yield from self.renderer.chunks(self.latents)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -322,6 +378,8 @@ def make_baskets(params: GeneratorParameters, catalogue: Catalogue, rng: np.rand
         int(returning.sum()),
         params.baskets_per_user_shift,
     )
+    heaviest = np.argsort(-baskets_per_user, kind="stable")[: params.outlier_buyers]
+    baskets_per_user[heaviest] = np.maximum(baskets_per_user[heaviest], params.outlier_buyer_baskets)
     n_baskets = int(baskets_per_user.sum())
     user = np.repeat(np.arange(n_users), baskets_per_user)
     size = truncated_power_law(rng, params.basket_size_exponent, params.max_basket_size, n_baskets)
@@ -365,133 +423,473 @@ def make_baskets(params: GeneratorParameters, catalogue: Catalogue, rng: np.rand
 
 
 # --------------------------------------------------------------------------- purchases
+#
+# The choice model gives a slot (one item of one basket) at time t the weight
+#
+#     w(i) = b(i, t) * (exp(s(style_i, kind_i)) * exp(alpha(artist_i)) + r(artist_i, kind_i))
+#
+# over the available items: b = exp(appeal) * (1 + age / recency_days) ** -recency_weight is
+# the item's own attraction, s the slot's style and kind preferences, alpha >= 0 the bonuses of
+# the favourite artists and of the basket's first artist, and r the revisits: a share of the
+# slot's weight (growing with the user's number of earlier baskets) split equally among the
+# artists the user bought from in earlier baskets. Scoring every item for every slot costs
+# items x slots, which grows with the square of the scale. Instead w is drawn as a mixture:
+# the base part b * exp(s) (pick a (style, kind) group by its mass, then an item in the group
+# by b) plus one part per (artist, kind) with a bonus, b * exp(s) * (exp(alpha) - 1) or b * r
+# (pick the part by its mass, then an item by b). Group and artist masses come from one
+# cumulative sum of b per week, evaluated at the week's start (an upper bound, since b falls
+# with age; the revisit split uses these masses too); a drawn item is then accepted with
+# probability b(i, t) / b(i, week start) and only if it is available to the slot (uploaded,
+# not sold, not already in the basket). Rejection keeps the draw exact: an accepted item
+# follows w over the available items (tests/test_synthetic.py checks it against w). Slots
+# that keep drawing unavailable items fall back to weighing every item.
+
+
+@dataclass
+class ItemIndex:
+    """Items sorted by (style, kind, artist, upload time): every (style, kind) group and every
+    (artist, kind) subgroup is a contiguous range of the sorted order, a subgroup in upload order."""
+
+    order: np.ndarray  # item at each sorted position
+    position: np.ndarray  # sorted position of each item
+    group_bounds: np.ndarray  # (n_styles * 2 + 1,) offsets of group style * 2 + kind
+    sub_start: np.ndarray  # (n_artists * 2,) first sorted position of artist * 2 + kind
+    sub_end: np.ndarray  # (n_artists * 2,) one past the last (equal to start when empty)
+    sub_rank: np.ndarray  # (n_artists * 2,) order of the subgroups along the sorted items
+    time_key: np.ndarray  # ascending sub_rank * time_span + upload offset along the sorted items
+    time_origin: int
+    time_span: int
+
+    @classmethod
+    def build(cls, catalogue: Catalogue, n_styles: int, last_time: int) -> ItemIndex:
+        kind = catalogue.original.astype(np.int64)
+        order = np.lexsort((catalogue.upload_ms, catalogue.artist, kind, catalogue.style))
+        position = np.empty_like(order)
+        position[order] = np.arange(order.size)
+        group = (catalogue.style * 2 + kind)[order]
+        group_bounds = np.searchsorted(group, np.arange(n_styles * 2 + 1))
+        sub = (catalogue.artist.astype(np.int64) * 2 + kind)[order]
+        n_subs = catalogue.artist_style.size * 2
+        first = np.flatnonzero(np.r_[True, sub[1:] != sub[:-1]])
+        sub_start = np.zeros(n_subs, dtype=np.int64)
+        sub_end = np.zeros(n_subs, dtype=np.int64)
+        sub_rank = np.zeros(n_subs, dtype=np.int64)
+        sub_start[sub[first]] = first
+        sub_end[sub[first]] = np.r_[first[1:], sub.size]
+        sub_rank[sub[first]] = np.arange(first.size)
+        origin = int(catalogue.upload_ms.min())
+        span = max(int(catalogue.upload_ms.max()), last_time) - origin + 1
+        time_key = sub_rank[sub] * span + (catalogue.upload_ms[order] - origin)
+        return cls(order, position, group_bounds, sub_start, sub_end, sub_rank, time_key, origin, span)
+
+    def uploaded_by(self, sub: np.ndarray, time_ms: np.ndarray) -> np.ndarray:
+        """One past the last sorted position of each subgroup's items uploaded at or before ``time_ms``."""
+        offset = np.clip(time_ms - self.time_origin, -1, self.time_span - 1)
+        cut = np.searchsorted(self.time_key, self.sub_rank[sub] * self.time_span + offset, side="right")
+        return np.clip(cut, self.sub_start[sub], self.sub_end[sub])
+
+
+@dataclass
+class Slots:
+    """Purchase slots in time order (a basket's slots are consecutive, in round order)."""
+
+    basket: np.ndarray
+    round: np.ndarray
+    time: np.ndarray
+    user: np.ndarray
+    wants_original: np.ndarray
+    first: np.ndarray  # the slot of the basket's first item
+    # The slots of a user's earlier baskets are user_slots[user_start[u] : user_start[u] + n_earlier[s]].
+    user_slots: np.ndarray
+    user_start: np.ndarray
+    n_earlier: np.ndarray
+    n_earlier_baskets: np.ndarray  # the user's baskets before the slot's basket
+
+    @classmethod
+    def build(cls, baskets: Baskets, n_users: int, demand: float, rng: np.random.Generator) -> Slots:
+        order = np.argsort(baskets.time_ms, kind="stable")
+        basket = np.repeat(order, baskets.size[order])
+        position = group_positions(baskets.size[order])
+        first = np.arange(basket.size) - position
+        user = baskets.user[basket]
+        wants_original = rng.random(basket.size) < demand
+        user_slots = np.argsort(user, kind="stable")  # per user, in time order
+        user_start = np.searchsorted(user[user_slots], np.arange(n_users))
+        rank_in_user = np.empty(basket.size, dtype=np.int64)
+        rank_in_user[user_slots] = np.arange(basket.size) - user_start[user[user_slots]]
+        n_earlier = rank_in_user[first]
+        # Baskets are stored user by user in time order (make_baskets), so this is each basket's rank.
+        basket_rank = group_positions(np.bincount(baskets.user, minlength=n_users))
+        return cls(
+            basket,
+            position,
+            baskets.time_ms[basket],
+            user,
+            wants_original,
+            first,
+            user_slots,
+            user_start,
+            n_earlier,
+            basket_rank[basket],
+        )
+
+
+#: Draw attempts per slot before it falls back to weighing every item.
+MAX_ATTEMPTS = 40
+
+
+@dataclass
+class WeekBound:
+    """b at the week's start over the sorted items (0 for items not on offer that week), and the
+    items sold since: masses leave those out, so nothing sold is ever worth drawing."""
+
+    start_ms: int
+    cumulative: np.ndarray  # (n_items + 1,) prefix sums of b at the week's start
+    sold_positions: np.ndarray  # ascending sorted positions of the items sold since the week's start
+    sold_cumulative: np.ndarray  # (len(sold_positions) + 1,) prefix sums of their b
+
+    def mass(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Sum of b over the sorted positions [low, high), sold items left out."""
+        sold = self.sold_cumulative[np.searchsorted(self.sold_positions, high)]
+        sold -= self.sold_cumulative[np.searchsorted(self.sold_positions, low)]
+        return np.maximum(self.cumulative[high] - self.cumulative[low] - sold, 0.0)
+
+    def is_sold(self, position: np.ndarray) -> np.ndarray:
+        if self.sold_positions.size == 0:
+            return np.zeros(position.shape, dtype=bool)
+        where = np.minimum(np.searchsorted(self.sold_positions, position), self.sold_positions.size - 1)
+        return self.sold_positions[where] == position
+
+    def after_sales(self, positions: np.ndarray) -> WeekBound:
+        """The same week with more items sold."""
+        sold = np.union1d(self.sold_positions, positions)
+        bound = self.cumulative[sold + 1] - self.cumulative[sold]
+        return WeekBound(self.start_ms, self.cumulative, sold, np.r_[0.0, np.cumsum(bound)])
+
+
+@dataclass
+class RoundMixture:
+    """The mixture of one round's slots: base masses per (style, kind) group, and entries
+    (row, artist-kind subgroup, coefficient) that add ``coefficient * b`` to the subgroup's items.
+    The masses leave out items sold this week and items already in the slot's basket."""
+
+    base_cumulative: np.ndarray  # (rows, n_styles * 2) cumulative over groups
+    entry_row: np.ndarray  # sorted
+    entry_sub: np.ndarray
+    entry_end: np.ndarray  # one past the subgroup's last item uploaded by the slot's time
+    entry_coefficient: np.ndarray
+    entry_cumulative: np.ndarray  # (n_entries + 1,)
+    entry_ptr: np.ndarray  # (rows + 1,)
+
+
+class PurchaseSimulation:
+    """The replay: which item each slot gets, and which one-of-a-kind items are sold."""
+
+    def __init__(self, params: GeneratorParameters, catalogue: Catalogue, baskets: Baskets, rng: np.random.Generator):
+        self.params = params
+        self.catalogue = catalogue
+        self.baskets = baskets
+        self.rng = rng
+        self.slots = Slots.build(baskets, params.n_users, params.one_of_a_kind_demand, rng)
+        self.index = ItemIndex.build(catalogue, params.n_styles, int(self.slots.time.max(initial=0)))
+        self.n_artists = catalogue.artist_style.size
+        self.chosen = np.full(self.slots.basket.size, -1, dtype=np.int64)
+        self.sold = np.zeros(catalogue.artist.size, dtype=bool)
+        self.attraction = np.exp(catalogue.appeal)
+        self.fallback_slots = 0
+
+    # ----------------------------------------------------------------- the model's pieces
+
+    def recency(self, age_ms: np.ndarray) -> np.ndarray:
+        """The age factor of b: (1 + age / recency_days) ** -recency_weight (age clipped at 0)."""
+        days = np.maximum(age_ms, 0) / MS_PER_DAY
+        return (1.0 + days / self.params.recency_days) ** -self.params.recency_weight
+
+    def slot_preferences(self, rows: np.ndarray) -> np.ndarray:
+        """(rows, n_styles, 2) log-bonus of style and kind: focus style, user tastes, wrong kind."""
+        params, baskets = self.params, self.baskets
+        bonus = np.zeros((rows.size, params.n_styles, 2))
+        slot_index = np.arange(rows.size)
+        for taste in baskets.tastes[self.slots.user[rows]].T:
+            bonus[slot_index, taste, :] = params.weight_user_style
+        bonus[slot_index, baskets.focus[self.slots.basket[rows]], :] += params.weight_focus_style
+        wanted = self.slots.wants_original[rows].astype(np.int64)
+        bonus[slot_index, :, 1 - wanted] -= params.kind_penalty
+        return bonus
+
+    def revisit_share(self, earlier_baskets: np.ndarray) -> np.ndarray:
+        """Share of a slot's weight that revisits known artists after ``earlier_baskets`` baskets:
+        revisit_share_second at the second basket, rising towards revisit_share_limit along
+        x**e / (x**e + h**e) of the x further baskets (h = revisit_half_baskets, e = revisit_rise_exponent).
+        A first basket has no known artists."""
+        params = self.params
+        rise = np.maximum(earlier_baskets - 1, 0).astype(float) ** params.revisit_rise_exponent
+        rise /= rise + params.revisit_half_baskets**params.revisit_rise_exponent
+        share = params.revisit_share_second + (params.revisit_share_limit - params.revisit_share_second) * rise
+        return np.where(earlier_baskets > 0, share, 0.0)
+
+    def favoured_artists(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, artist, alpha): the summed log-bonus of the favourite artists and of the
+        basket's first artist, one entry per (row, artist), sorted by row."""
+        params, slots = self.params, self.slots
+        favourites = self.baskets.favourites[slots.user[rows]]
+        first_item = self.chosen[slots.first[rows]]
+        basket_artist = np.where(
+            (slots.round[rows] > 0) & (first_item >= 0), self.catalogue.artist[np.maximum(first_item, 0)], -1
+        )
+        artist = np.column_stack([favourites, basket_artist])
+        alpha = np.r_[np.full(favourites.shape[1], params.weight_favourite_artist), params.weight_basket_artist]
+        row = np.repeat(np.arange(rows.size), artist.shape[1])
+        artist, alpha = artist.ravel(), np.tile(alpha, rows.size)
+        keep = artist >= 0
+        key, inverse = np.unique(row[keep] * self.n_artists + artist[keep], return_inverse=True)
+        return key // self.n_artists, key % self.n_artists, np.bincount(inverse, alpha[keep], key.size)
+
+    def known_artists(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, artist) of the artists each slot's user bought from in earlier baskets, sorted by row."""
+        slots = self.slots
+        counts = slots.n_earlier[rows]
+        earlier = slots.user_slots[np.repeat(slots.user_start[slots.user[rows]], counts) + group_positions(counts)]
+        row = np.repeat(np.arange(rows.size), counts)
+        item = self.chosen[earlier]
+        bought = item >= 0
+        key = np.unique(row[bought] * self.n_artists + self.catalogue.artist[item[bought]])
+        return key // self.n_artists, key % self.n_artists
+
+    def basket_mates(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, item) of the items already chosen in each slot's basket."""
+        slots = self.slots
+        counts = slots.round[rows]
+        row = np.repeat(np.arange(rows.size), counts)
+        item = self.chosen[np.repeat(slots.first[rows], counts) + group_positions(counts)]
+        return row[item >= 0], item[item >= 0]
+
+    def in_basket(self, rows: np.ndarray, item: np.ndarray) -> np.ndarray:
+        slots = self.slots
+        found = np.zeros(rows.size, dtype=bool)
+        for earlier in range(int(slots.round[rows].max(initial=0))):
+            found |= (earlier < slots.round[rows]) & (self.chosen[slots.first[rows] + earlier] == item)
+        return found
+
+    def mixture(self, rows: np.ndarray, week: WeekBound) -> RoundMixture:
+        """The round's mixture from the week's bound b (see the section comment)."""
+        params, index, artist_style, slot_time = self.params, self.index, self.catalogue.artist_style, self.slots.time
+        group_mass = week.mass(index.group_bounds[:-1], index.group_bounds[1:]).reshape(params.n_styles, 2)
+        preferences = np.exp(self.slot_preferences(rows))
+        base = (preferences * group_mass[None]).reshape(rows.size, -1)
+        kinds = np.array([0, 1])
+
+        def sub_mass(sub, row):
+            """Mass of a subgroup's items uploaded by the slot's time (later uploads never fit)."""
+            return week.mass(index.sub_start[sub], index.uploaded_by(sub, slot_time[rows[row]]))
+
+        # Favoured artists: (exp(alpha) - 1) * exp(s) per item, one entry per (row, artist, kind).
+        row, artist, alpha = self.favoured_artists(rows)
+        fav_row, fav_sub = np.repeat(row, 2), (np.repeat(artist, 2) * 2 + np.tile(kinds, row.size))
+        fav_coefficient = np.repeat(np.expm1(alpha), 2) * preferences[fav_row, artist_style[fav_sub // 2], fav_sub % 2]
+        fav_mass = fav_coefficient * sub_mass(fav_sub, fav_row)
+        parts = [(fav_row, fav_sub, fav_coefficient)]
+
+        # Revisits: a share of the slot's weight, split equally among the known artists with works
+        # of the kind asked for on offer; inside an artist, items by b (the other kind loses kind_penalty).
+        row, artist = self.known_artists(rows)
+        rev_row, rev_sub = np.repeat(row, 2), np.repeat(artist, 2) * 2 + np.tile(kinds, row.size)
+        wanted = self.slots.wants_original[rows].astype(np.int64)
+        kind_factor = np.where(rev_sub % 2 == wanted[rev_row], 1.0, np.exp(-params.kind_penalty))
+        wanted_mass = sub_mass(artist * 2 + wanted[row], row)
+        on_offer = wanted_mass > 0
+        n_known = np.bincount(row[on_offer], minlength=rows.size)
+        share = self.revisit_share(self.slots.n_earlier_baskets[rows])
+        other_mass = base.sum(axis=1) + np.bincount(fav_row, fav_mass, rows.size)
+        per_artist = share / (1.0 - share) * other_mass / np.maximum(n_known, 1)
+        rev_coefficient = np.where(on_offer, per_artist[row] / np.where(on_offer, wanted_mass, 1.0), 0.0)
+        parts.append((rev_row, rev_sub, np.repeat(rev_coefficient, 2) * kind_factor))
+
+        entry_row = np.concatenate([p[0] for p in parts])
+        order = np.argsort(entry_row, kind="stable")
+        entry_row = entry_row[order]
+        entry_sub = np.concatenate([p[1] for p in parts])[order]
+        entry_coefficient = np.concatenate([p[2] for p in parts])[order]
+        entry_end = index.uploaded_by(entry_sub, slot_time[rows[entry_row]])
+        entry_mass = entry_coefficient * week.mass(index.sub_start[entry_sub], entry_end)
+        self.leave_out_basket_mates(rows, week, preferences, base, entry_row, entry_sub, entry_coefficient, entry_mass)
+        return RoundMixture(
+            base_cumulative=np.cumsum(base, axis=1),
+            entry_row=entry_row,
+            entry_sub=entry_sub,
+            entry_end=entry_end,
+            entry_coefficient=entry_coefficient,
+            entry_cumulative=np.r_[0.0, np.cumsum(entry_mass)],
+            entry_ptr=np.searchsorted(entry_row, np.arange(rows.size + 1)),
+        )
+
+    def leave_out_basket_mates(
+        self, rows, week, preferences, base, entry_row, entry_sub, entry_coefficient, entry_mass
+    ) -> None:
+        """Remove the mass of the prints already in each slot's basket from its groups and entries
+        (in place; one-of-a-kind mates are sold, so already left out)."""
+        row, item = self.basket_mates(rows)
+        keep = ~self.catalogue.original[item]
+        row, item = row[keep], item[keep]
+        if row.size == 0:
+            return
+        catalogue, n_subs = self.catalogue, self.n_artists * 2
+        style = catalogue.style[item]
+        position = self.index.position[item]
+        bound = week.cumulative[position + 1] - week.cumulative[position]
+        before = base.copy()
+        np.subtract.at(base, (row, style * 2), bound * preferences[row, style, 0])
+        # Rounding may leave a little mass in a group of basket mates only: it must not be drawn.
+        base[base < before * 1e-9] = 0.0
+        keys, inverse = np.unique(row * n_subs + catalogue.artist[item].astype(np.int64) * 2, return_inverse=True)
+        mate_bound = np.bincount(inverse, bound, keys.size)
+        entry_key = entry_row * n_subs + entry_sub
+        where = np.minimum(np.searchsorted(keys, entry_key), keys.size - 1)
+        hit = keys[where] == entry_key
+        before = entry_mass.copy()
+        entry_mass[hit] -= mate_bound[where[hit]] * entry_coefficient[hit]
+        entry_mass[entry_mass < before * 1e-9] = 0.0
+
+    # ----------------------------------------------------------------- the replay
+
+    def run(self) -> np.ndarray:
+        slots, params = self.slots, self.params
+        week = (slots.time - to_ms(params.sales_start)) // (7 * MS_PER_DAY)
+        bounds = np.flatnonzero(np.r_[True, week[1:] != week[:-1], True])
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            bound = self.week_bound(self.week_start(int(start)), int(slots.time[stop - 1]))
+            for round_ in range(int(slots.round[start:stop].max()) + 1):
+                rows = start + np.flatnonzero(slots.round[start:stop] == round_)
+                self.draw_round(rows, bound)
+                picked = self.chosen[rows]
+                sold_now = picked[(picked >= 0) & self.catalogue.original[np.maximum(picked, 0)]]
+                if sold_now.size:
+                    bound = bound.after_sales(self.index.position[sold_now])
+        if self.fallback_slots:
+            log.info("%d purchase slots were drawn by weighing every item", self.fallback_slots)
+        return self.chosen
+
+    def week_start(self, slot: int) -> int:
+        """The start (ms) of the week of a slot: the simulation draws a week's slots together."""
+        sales_start = int(to_ms(self.params.sales_start))
+        week_ms = 7 * MS_PER_DAY
+        return sales_start + (int(self.slots.time[slot]) - sales_start) // week_ms * week_ms
+
+    def week_bound(self, week_start: int, week_end: int) -> WeekBound:
+        """b at the week's start of the items on offer that week (uploaded by its end, not sold)."""
+        catalogue, item = self.catalogue, self.index.order
+        on_offer = (catalogue.upload_ms[item] <= week_end) & ~self.sold[item]
+        bound = np.where(on_offer, self.attraction[item] * self.recency(week_start - catalogue.upload_ms[item]), 0.0)
+        return WeekBound(week_start, np.r_[0.0, np.cumsum(bound)], np.zeros(0, dtype=np.int64), np.zeros(1))
+
+    def propose(self, mixture: RoundMixture, rows: np.ndarray, pending: np.ndarray, week: WeekBound) -> np.ndarray:
+        """A sorted item position per pending row (of ``rows``), drawn from the mixture. An item the
+        masses leave out (sold this week before the round, or in the basket) is drawn again inside
+        the same range, which keeps the draw exact."""
+        rng, index, cumulative = self.rng, self.index, week.cumulative
+        base_total = mixture.base_cumulative[pending, -1]
+        entry_first, entry_stop = mixture.entry_ptr[pending], mixture.entry_ptr[pending + 1]
+        extra_total = mixture.entry_cumulative[entry_stop] - mixture.entry_cumulative[entry_first]
+        u = rng.random(pending.size) * (base_total + extra_total)
+        from_base = u < base_total
+        low = np.empty(pending.size, dtype=np.int64)
+        high = np.empty(pending.size, dtype=np.int64)
+        # Base part: a (style, kind) group by its preferred mass.
+        group = (mixture.base_cumulative[pending[from_base]] <= u[from_base, None]).sum(axis=1)
+        group = np.minimum(group, mixture.base_cumulative.shape[1] - 1)
+        low[from_base], high[from_base] = index.group_bounds[group], index.group_bounds[group + 1]
+        # Entries: an (artist, kind) subgroup by its extra mass.
+        extra = ~from_base
+        if extra.any():
+            first, last = entry_first[extra], entry_stop[extra] - 1
+            target = mixture.entry_cumulative[first] + (u[extra] - base_total[extra])
+            entry = np.clip(np.searchsorted(mixture.entry_cumulative, target, side="right") - 1, first, last)
+            low[extra], high[extra] = index.sub_start[mixture.entry_sub[entry]], mixture.entry_end[entry]
+        # An item inside the range, by b.
+        position = np.empty(pending.size, dtype=np.int64)
+        todo = np.arange(pending.size)
+        for _ in range(MAX_ATTEMPTS):
+            lo, hi = low[todo], high[todo]
+            target = cumulative[lo] + rng.random(todo.size) * (cumulative[hi] - cumulative[lo])
+            position[todo] = np.clip(np.searchsorted(cumulative, target, side="right") - 1, lo, np.maximum(hi - 1, lo))
+            left_out = week.is_sold(position[todo]) | self.in_basket(rows[pending[todo]], index.order[position[todo]])
+            todo = todo[left_out]
+            if todo.size == 0:
+                break
+        return position
+
+    def draw_round(self, rows: np.ndarray, week: WeekBound) -> None:
+        mixture = self.mixture(rows, week)
+        pending = np.arange(rows.size)
+        for _ in range(MAX_ATTEMPTS):
+            if pending.size == 0:
+                return
+            position = self.propose(mixture, rows, pending, week)
+            pending = pending[~self.accept(rows[pending], position, week)]
+        self.fallback_slots += pending.size
+        for row in pending:
+            self.draw_by_weighing(rows, int(row), mixture)
+
+    def acceptable(self, rows: np.ndarray, position: np.ndarray, week: WeekBound) -> np.ndarray:
+        """Which proposals are available to their slot and pass the age correction b(i, t) / bound."""
+        catalogue, slots = self.catalogue, self.slots
+        item = self.index.order[position]
+        upload = catalogue.upload_ms[item]
+        cumulative = week.cumulative
+        ok = (cumulative[position + 1] > cumulative[position]) & (upload <= slots.time[rows]) & ~self.sold[item]
+        ratio = self.recency(slots.time[rows] - upload) / self.recency(week.start_ms - upload)
+        ok &= self.rng.random(rows.size) < ratio
+        return ok & ~self.in_basket(rows, item)
+
+    def accept(self, rows: np.ndarray, position: np.ndarray, week: WeekBound) -> np.ndarray:
+        """Record the acceptable proposals; of two slots with the same one-of-a-kind item the earlier keeps it."""
+        catalogue, slots = self.catalogue, self.slots
+        item = self.index.order[position]
+        ok = self.acceptable(rows, position, week)
+        contested = ok & catalogue.original[item]
+        order = np.lexsort((rows, slots.time[rows], item))
+        order = order[contested[order]]
+        loser = order[1:][item[order[1:]] == item[order[:-1]]]
+        ok[loser] = False
+        self.chosen[rows[ok]] = item[ok]
+        self.sold[item[ok & catalogue.original[item]]] = True
+        return ok
+
+    def item_weights(self, rows: np.ndarray, row: int, mixture: RoundMixture) -> np.ndarray:
+        """w of every item for one slot at its own time (0 where unavailable): the distribution
+        that the mixture draw samples."""
+        catalogue, slots = self.catalogue, self.slots
+        slot = rows[row]
+        kind = catalogue.original.astype(np.int64)
+        factor = np.exp(self.slot_preferences(np.array([slot]))[0])[catalogue.style, kind]
+        entries = slice(mixture.entry_ptr[row], mixture.entry_ptr[row + 1])
+        extra = np.zeros(self.n_artists * 2)
+        np.add.at(extra, mixture.entry_sub[entries], mixture.entry_coefficient[entries])
+        factor += extra[catalogue.artist.astype(np.int64) * 2 + kind]
+        available = (catalogue.upload_ms <= slots.time[slot]) & ~self.sold
+        mates = self.chosen[slots.first[slot] : slot]
+        available[mates[mates >= 0]] = False
+        return np.where(available, self.attraction * self.recency(slots.time[slot] - catalogue.upload_ms) * factor, 0.0)
+
+    def draw_by_weighing(self, rows: np.ndarray, row: int, mixture: RoundMixture) -> None:
+        """Exact draw for one slot by weighing every item (the rare fallback)."""
+        weights = self.item_weights(rows, row, mixture)
+        total = weights.sum()
+        if total <= 0:
+            return
+        item = int(np.searchsorted(np.cumsum(weights), self.rng.random() * total, side="right"))
+        item = min(item, weights.size - 1)
+        self.chosen[rows[row]] = item
+        if self.catalogue.original[item]:
+            self.sold[item] = True
 
 
 def simulate_purchases(
     params: GeneratorParameters, catalogue: Catalogue, baskets: Baskets, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Item per purchase slot (-1 where nothing was available) and the basket of each slot."""
-    order = np.argsort(baskets.time_ms, kind="stable")
-    slot_basket = np.repeat(order, baskets.size[order])
-    slot_round = group_positions(baskets.size[order])
-    slot_time = baskets.time_ms[slot_basket]
-    slot_user = baskets.user[slot_basket]
-    slot_wants_original = rng.random(slot_basket.size) < params.one_of_a_kind_demand
-    basket_first_slot = np.full(baskets.size.size, -1)
-    basket_first_slot[order] = np.cumsum(baskets.size[order]) - baskets.size[order]
-    chosen = np.full(slot_basket.size, -1, dtype=np.int64)
-    sold = np.zeros(catalogue.artist.size, dtype=bool)
-
-    week = (slot_time - to_ms(params.sales_start)) // (7 * MS_PER_DAY)
-    week_bounds = np.flatnonzero(np.r_[True, week[1:] != week[:-1], True])
-    upload_order = np.argsort(catalogue.upload_ms, kind="stable")
-    for start, stop in zip(week_bounds[:-1], week_bounds[1:]):
-        week_end = slot_time[stop - 1]
-        uploaded = upload_order[: np.searchsorted(catalogue.upload_ms[upload_order], week_end, side="right")]
-        for round_ in range(int(slot_round[start:stop].max()) + 1):
-            rows = start + np.flatnonzero(slot_round[start:stop] == round_)
-            candidates = uploaded[~sold[uploaded]]
-            if candidates.size == 0:
-                continue
-            logits = slot_log_weights(
-                params,
-                catalogue,
-                baskets,
-                rows,
-                candidates,
-                slot_time,
-                slot_user,
-                slot_basket,
-                slot_wants_original,
-                chosen,
-                basket_first_slot,
-                slot_round,
-            )
-            chosen[rows] = draw_without_conflicts(rng, logits, candidates, catalogue.original, slot_time[rows])
-            picked = chosen[rows]
-            sold[picked[(picked >= 0) & catalogue.original[np.maximum(picked, 0)]]] = True
-    basket_of_slot = slot_basket
-    return chosen, basket_of_slot
-
-
-def slot_log_weights(
-    params,
-    catalogue,
-    baskets,
-    rows,
-    candidates,
-    slot_time,
-    slot_user,
-    slot_basket,
-    slot_wants_original,
-    chosen,
-    basket_first_slot,
-    slot_round,
-) -> np.ndarray:
-    """Log-weights (slots x candidate items) of the choice model (see the module docstring)."""
-    users = slot_user[rows]
-    style = catalogue.style[candidates]
-    artist = catalogue.artist[candidates]
-    age_days = (slot_time[rows, None] - catalogue.upload_ms[None, candidates]).astype(np.float32) / np.float32(
-        MS_PER_DAY
-    )
-    logits = np.log1p(np.maximum(age_days, 0.0) / np.float32(params.recency_days))
-    logits *= np.float32(-params.recency_weight)
-    logits += catalogue.appeal[candidates].astype(np.float32)[None, :]
-    # Style preference as a small (slots x styles) table, gathered per candidate.
-    style_bonus = np.zeros((rows.size, params.n_styles), dtype=np.float32)
-    slot_index = np.arange(rows.size)
-    for taste in baskets.tastes[users].T:
-        style_bonus[slot_index, taste] = params.weight_user_style
-    style_bonus[slot_index, baskets.focus[slot_basket[rows]]] += params.weight_focus_style
-    logits += style_bonus[:, style]
-    favourites = baskets.favourites[users]
-    is_favourite = np.zeros(logits.shape, dtype=bool)
-    for favourite in favourites.T:
-        is_favourite |= artist[None, :] == favourite[:, None]
-    logits += np.float32(params.weight_favourite_artist) * is_favourite
-    wrong_kind = catalogue.original[candidates][None, :] != slot_wants_original[rows][:, None]
-    logits -= np.float32(params.kind_penalty) * wrong_kind
-    logits[age_days < 0] = EXCLUDED
-    if slot_round[rows[0]] > 0:
-        # Later items of a basket lean towards the artist of its first item and never repeat an item.
-        first_slots = basket_first_slot[slot_basket[rows]]
-        first_item = chosen[first_slots]
-        basket_artist = np.where(first_item >= 0, catalogue.artist[np.maximum(first_item, 0)], -1)
-        logits += params.weight_basket_artist * (artist[None, :] == basket_artist[:, None])
-        position = np.full(catalogue.artist.size, -1)
-        position[candidates] = np.arange(candidates.size)
-        for earlier in range(int(slot_round[rows[0]])):
-            item = chosen[first_slots + earlier]
-            column = np.where(item >= 0, position[np.maximum(item, 0)], -1)
-            hit = column >= 0
-            logits[np.flatnonzero(hit), column[hit]] = EXCLUDED
-    return logits
-
-
-def draw_without_conflicts(
-    rng, logits: np.ndarray, candidates: np.ndarray, original: np.ndarray, times: np.ndarray
-) -> np.ndarray:
-    """Gumbel-max draw per row; a one-of-a-kind item drawn twice goes to the earlier slot.
-
-    The losers draw again with the same noise minus the lost item, which by the
-    Gumbel-top-k property samples the choice model without that item.
-    """
-    uniform = rng.random(logits.shape, dtype=np.float32)
-    perturbed = logits - np.log(-np.log(np.maximum(uniform, np.float32(1e-30))))
-    rows = np.arange(logits.shape[0])
-    while True:
-        column = perturbed.argmax(axis=1)
-        available = logits[rows, column] > EXCLUDED / 2
-        item = np.where(available, candidates[column], -1)
-        contested = available & original[np.maximum(item, 0)]
-        order = np.lexsort((rows, times, item))
-        order = order[contested[order]]
-        loser = order[1:][item[order[1:]] == item[order[:-1]]]
-        if loser.size == 0:
-            return item
-        perturbed[loser, column[loser]] = -np.inf
-        logits[loser, column[loser]] = EXCLUDED
+    simulation = PurchaseSimulation(params, catalogue, baskets, rng)
+    return simulation.run(), simulation.slots.basket
 
 
 # --------------------------------------------------------------------------- the whole data set
@@ -513,7 +911,7 @@ def generate(params: GeneratorParameters, seed: int) -> SyntheticDataset:
     # Embeddings come from their own random stream, so their size never changes the transactions.
     centres = style_centres(params.n_styles, embedding_rng, params.style_model)
     latents = item_latents(catalogue.artist, catalogue.artist_style, centres, embedding_rng, params.style_model)
-    embeddings = render_features(latents, params.embedding_dim, embedding_rng, params.style_model)
+    renderer = FeatureRenderer.from_rng(params.embedding_dim, embedding_rng, params.style_model)
 
     item_ids = hex_ids(id_rng, catalogue.artist.size)
     artist_ids = hex_ids(id_rng, catalogue.artist_style.size)
@@ -541,7 +939,7 @@ def generate(params: GeneratorParameters, seed: int) -> SyntheticDataset:
         purchases["user_id"].nunique(),
         time.perf_counter() - began,
     )
-    return SyntheticDataset(items, purchases, embeddings, catalogue.style, baskets.tastes)
+    return SyntheticDataset(items, purchases, catalogue.style, baskets.tastes, latents, renderer)
 
 
 def format_timestamps(values: pd.Series) -> pd.Series:
@@ -585,4 +983,4 @@ def write_public_release(
     inventory, purchases = public_release_frames(data)
     write_csv(inventory, inventory_path)
     write_csv(purchases, purchases_path)
-    write_embeddings_npy(embeddings_path, data.items["item_id"].tolist(), data.embeddings)
+    write_embeddings_npy(embeddings_path, data.items["item_id"].tolist(), data.embedding_chunks())

@@ -74,8 +74,14 @@ def require_values(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     return values
 
 
-def parse_timestamps(values: pd.Series, path: Path, column: str, allow_missing: bool) -> pd.Series:
-    """ISO-like text (milliseconds optional, 'T' or space) or epoch seconds/milliseconds -> naive datetime64[ms]."""
+def parse_timestamps(
+    values: pd.Series, path: Path, column: str, allow_missing: bool, not_after: pd.Timestamp | None = None
+) -> pd.Series:
+    """ISO-like text (milliseconds optional, 'T' or space) or epoch seconds/milliseconds -> naive datetime64[ms].
+
+    Times with a zone are converted to UTC. A time after ``not_after`` (the
+    run's reference time, naive UTC) is an error naming its row.
+    """
     text = values.str.strip()
     missing = text.isna() | (text == "")
     if missing.any() and not allow_missing:
@@ -95,6 +101,17 @@ def parse_timestamps(values: pd.Series, path: Path, column: str, allow_missing: 
         raise InputError(path, column, f"row {row + 2}: {present.iloc[position]!r}", "unparseable timestamp")
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ms]")
     parsed[~missing] = parsed_present.astype("datetime64[ms]")
+    if not_after is not None:
+        late = (parsed > not_after).to_numpy()
+        if late.any():
+            row = int(np.flatnonzero(late)[0])
+            raise InputError(
+                path,
+                column,
+                f"row {row + 2}: {values.iloc[row]!r}",
+                f"later than the run's reference time {not_after.isoformat()} (dataset.reference_time; "
+                f"{int(late.sum())} rows)",
+            )
     return parsed
 
 
@@ -113,36 +130,36 @@ def _optional_ids(values: pd.Series) -> pd.Series:
     return text.where(text.notna() & (text != ""), None).astype(object)
 
 
-def load_research_items(path: Path) -> pd.DataFrame:
+def load_research_items(path: Path, not_after: pd.Timestamp | None = None) -> pd.DataFrame:
     frame = read_csv_checked(path, ["id", "artist_id", "upload_date", "original"])
     return pd.DataFrame(
         {
             "item_id": require_values(frame, "id", path),
             "artist_id": _optional_ids(frame["artist_id"]),
-            "upload_time": parse_timestamps(frame["upload_date"], path, "upload_date", allow_missing=True),
+            "upload_time": parse_timestamps(frame["upload_date"], path, "upload_date", True, not_after),
             "one_of_a_kind": parse_original_flags(frame["original"], path, "original"),
         }
     )
 
 
-def load_research_purchases(path: Path) -> pd.DataFrame:
+def load_research_purchases(path: Path, not_after: pd.Timestamp | None = None) -> pd.DataFrame:
     frame = read_csv_checked(path, ["customer_id", "artwork_id", "order_date"])
     return pd.DataFrame(
         {
             "user_id": require_values(frame, "customer_id", path),
             "item_id": require_values(frame, "artwork_id", path),
-            "time": parse_timestamps(frame["order_date"], path, "order_date", allow_missing=False),
+            "time": parse_timestamps(frame["order_date"], path, "order_date", False, not_after),
         }
     )
 
 
-def load_public_items(path: Path) -> pd.DataFrame:
+def load_public_items(path: Path, not_after: pd.Timestamp | None = None) -> pd.DataFrame:
     frame = read_csv_checked(path, ["artwork_id_hash", "artist_id_hash", "upload_timestamp"])
     items = pd.DataFrame(
         {
             "item_id": require_values(frame, "artwork_id_hash", path),
             "artist_id": _optional_ids(frame["artist_id_hash"]),
-            "upload_time": parse_timestamps(frame["upload_timestamp"], path, "upload_timestamp", allow_missing=True),
+            "upload_time": parse_timestamps(frame["upload_timestamp"], path, "upload_timestamp", True, not_after),
         }
     )
     # The generator keeps the one-of-a-kind flag in an extra column; the release has none.
@@ -162,13 +179,13 @@ def split_id_lists(values: pd.Series, path: Path, column: str) -> pd.Series:
     return ids[ids.notna() & (ids != "")]
 
 
-def load_public_purchases(path: Path) -> pd.DataFrame:
+def load_public_purchases(path: Path, not_after: pd.Timestamp | None = None) -> pd.DataFrame:
     header = read_csv_checked(path, [])
     if "purchased_artwork_ids_hash" in header.columns:
         frame = read_csv_checked(path, ["user_id_hash", "purchased_artwork_ids_hash", "purchase_timestamp"])
         ids = split_id_lists(frame["purchased_artwork_ids_hash"], path, "purchased_artwork_ids_hash")
         users = require_values(frame, "user_id_hash", path)
-        times = parse_timestamps(frame["purchase_timestamp"], path, "purchase_timestamp", allow_missing=False)
+        times = parse_timestamps(frame["purchase_timestamp"], path, "purchase_timestamp", False, not_after)
         rows = ids.index.to_numpy()
         return pd.DataFrame(
             {"user_id": users.to_numpy()[rows], "item_id": ids.to_numpy(), "time": times.to_numpy()[rows]}
@@ -178,7 +195,7 @@ def load_public_purchases(path: Path) -> pd.DataFrame:
         {
             "user_id": require_values(frame, "user_id_hash", path),
             "item_id": require_values(frame, "artwork_id_hash", path),
-            "time": parse_timestamps(frame["purchase_timestamp"], path, "purchase_timestamp", allow_missing=False),
+            "time": parse_timestamps(frame["purchase_timestamp"], path, "purchase_timestamp", False, not_after),
         }
     )
 
@@ -205,15 +222,18 @@ def check_consistency(items: pd.DataFrame, purchases: pd.DataFrame, layout: Layo
         )
 
 
-def load_ugallery(folder: str | Path) -> RawDataset:
-    """Load the UGallery files in ``folder``, whichever layout they use."""
+def load_ugallery(folder: str | Path, reference_time: pd.Timestamp | None = None) -> RawDataset:
+    """Load the UGallery files in ``folder``, whichever layout they use.
+
+    ``reference_time`` (naive UTC): no upload or purchase may lie after it.
+    """
     layout = find_layout(folder)
     if layout.kind == "research":
-        items = load_research_items(layout.inventory)
-        purchases = load_research_purchases(layout.purchases)
+        items = load_research_items(layout.inventory, reference_time)
+        purchases = load_research_purchases(layout.purchases, reference_time)
     else:
-        items = load_public_items(layout.inventory)
-        purchases = load_public_purchases(layout.purchases)
+        items = load_public_items(layout.inventory, reference_time)
+        purchases = load_public_purchases(layout.purchases, reference_time)
     check_consistency(items, purchases, layout)
     if "one_of_a_kind" not in items.columns:
         sales = purchases["item_id"].value_counts()
