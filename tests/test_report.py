@@ -132,7 +132,7 @@ def test_verdict_says_when_the_ordering_is_reproduced(tmp_path):
     assert "CuratorNet &gt; VisRank &gt; VBPR &gt; Random" in answer
     assert "The ordering <b>is reproduced</b>" in answer
     assert "The improvement <b>is reproduced</b>" in answer  # guidelines 0.05 above random here
-    assert "7 of 10 training runs stopped because the validation AUC" in answer
+    assert "7 of 10 training runs stopped because the validation AUC stopped improving; 3 for max epochs" in answer
 
 
 def test_verdict_says_when_it_is_not(tmp_path):

@@ -347,10 +347,16 @@ def _table2_html(table2: pd.DataFrame, compact: bool) -> str:
         shown["seeds"] = table2["seeds"].to_numpy()
     shown["users"] = table2["users"].to_numpy()
     numeric = [metric_label(c) for c in metric]
+    if compact:
+        # Few rows: mark the best method of each column (the Oracle aside, it is perfect by construction).
+        others = shown[table2["method"].to_numpy() != "oracle"]
+        highlight = {column: {int(others.index[others[column].argmax()])} for column in numeric if len(others)}
+    else:
+        highlight = top_five(shown, numeric)
     return _table(
         shown,
         text_columns=("Method", "sampling", "λ", "AUC over seeds"),
-        highlight=top_five(shown, numeric),
+        highlight=highlight,
         fixed_columns=numeric,
     )
 
@@ -422,12 +428,20 @@ def _verdicts(inputs: ReportInputs) -> tuple[str, str]:
         + ("as in the paper" if same_order else "which differs from the paper's")
         + (f"; {'; '.join(sampling_sentences)}" if sampling_sentences else "")
         + ". "
-        + f"{int(stops.get('patience', 0))} of {len(inputs.runs)} training runs stopped because the validation AUC "
-        "stopped improving, the others at the epoch limit (see the training runs table). "
+        + _stopping_sentence(stops, len(inputs.runs))
         + _data_caveat(inputs.config)
         + "</p>"
     )
     return "<ul>" + "".join(items) + "</ul>", reading
+
+
+def _stopping_sentence(stops: pd.Series, runs: int) -> str:
+    patience = int(stops.get("patience", 0))
+    text = f"{patience} of {runs} training runs stopped because the validation AUC stopped improving"
+    others = {str(reason): int(count) for reason, count in stops.items() if reason != "patience"}
+    if others:
+        text += "; " + ", ".join(f"{count} for {reason.replace('_', ' ')}" for reason, count in others.items())
+    return text + " (see the training runs table). "
 
 
 def _data_caveat(config: Mapping[str, Any]) -> str:
