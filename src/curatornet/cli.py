@@ -170,6 +170,8 @@ def add_train(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     parser.add_argument("--max-epochs", type=int, default=defaults["max_epochs"])
     parser.add_argument("--learning-rate", type=float, help="default: the config schema's, per model")
+    parser.add_argument("--epoch-triples", type=int, default=defaults["epoch_triples"], help="default: one pass")
+    parser.add_argument("--patience", type=int, default=defaults["early_stop_patience"])
     parser.add_argument("--threads", type=int)
     parser.add_argument("--seed", type=int, default=defaults["seeds"][0])
     parser.add_argument("--log", help="log file")
@@ -185,7 +187,13 @@ def run_train(args: argparse.Namespace) -> int:
     setup_logging(args.log)
     tune_allocator()
     configure_tensorflow(threads=args.threads)
-    training = {**args.training_defaults, "batch_size": args.batch_size, "max_epochs": args.max_epochs}
+    training = {
+        **args.training_defaults,
+        "batch_size": args.batch_size,
+        "max_epochs": args.max_epochs,
+        "epoch_triples": args.epoch_triples,
+        "early_stop_patience": args.patience,
+    }
     if args.learning_rate is not None:
         training["learning_rate"] = args.learning_rate
         training["vbpr"] = {**training["vbpr"], "learning_rate": args.learning_rate}
