@@ -307,3 +307,44 @@ def test_check_config_names_the_key_and_value(dataset, key, value):
     with pytest.raises(InputError, match=key) as caught:
         check_config({"dataset": dataset})
     assert value in str(caught.value)
+
+
+def _truncate_npy(raw: Path) -> str:
+    path = raw / "resnet50_embeddings.npy"
+    path.write_bytes(path.read_bytes()[:1000])
+    return "not a readable NumPy .npy file"
+
+
+def _numeric_npy(raw: Path) -> str:
+    np.save(raw / "resnet50_embeddings.npy", np.random.default_rng(0).random((400, 2)))
+    return "object array of [item_id, vector] rows"
+
+
+def _constant_npy(raw: Path) -> str:
+    rewrite_embeddings(raw, lambda ids, vectors: (ids, [np.zeros_like(v) for v in vectors]))
+    return "same embedding vector"
+
+
+def _future_purchase(raw: Path) -> str:
+    edit_csv(raw / "ugallery_purchases.csv", lambda f: f.assign(purchase_timestamp=["2999-01-01 00:00:00"] * len(f)))
+    return "reference time"
+
+
+@pytest.mark.parametrize(
+    "spoil", [_truncate_npy, _numeric_npy, _constant_npy, _future_purchase], ids=lambda f: f.__name__
+)
+def test_the_data_job_writes_the_one_line_error_to_its_log_and_nothing_else(raw, spoil):
+    """Run as the workflow runs it (the script's main with the rule's files): the log says why."""
+    from test_scripts import job, load_main
+
+    problem = spoil(raw)
+    log, out = raw.parent / "prepare_data.log", raw.parent / "data"
+    outputs = {"item_table": out / "items.parquet", "embedding_table": out / "embeddings.parquet"}
+    outputs |= {"purchase_table": out / "purchases.parquet", "stats": out / "stats.csv"}
+    stub = job({}, outputs, log, {"dataset": SYNTHETIC, "seed": 0, "raw_dir": str(raw)})
+    with pytest.raises(SystemExit):
+        load_main("prepare_data")(stub)
+    text = log.read_text()
+    assert problem in text and "InputError" not in text.split(problem)[0].splitlines()[-1]
+    assert "Traceback" not in text  # a bad input is one line, not a traceback
+    assert not any(path.exists() for path in outputs.values())
