@@ -72,6 +72,9 @@ def read_table(path: str | Path, required: Sequence[str] = ()) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, None, str(path), f"not a readable Parquet file ({exc})") from exc
+    # Decoding leaves freed buffers in Arrow's allocator, several times the table's
+    # size for a big embeddings file: hand them back to the system.
+    pa.default_memory_pool().release_unused()
     for column in required:
         if column not in table.column_names:
             raise InputError(path, column, table.column_names, "required column is missing")

@@ -1,5 +1,6 @@
 # Visual clusters (paper section 3.5): standardise, PCA, k-means with restarts,
 # keep the best silhouette; plus a 2-D map of the items for the cluster figure.
+# Above clusters.exact_max_items items, one seeded sample scores the restarts and feeds t-SNE.
 # The logic is curatornet.clusters.
 
 
@@ -25,5 +26,7 @@ rule clusters:
         restarts=config["clusters"]["restarts"],
         seed=config["clusters"]["seed"],
         map_method=config["clusters"]["map_method"],
+        exact_max_items=config["clusters"]["exact_max_items"],
+        sample_size=config["clusters"]["sample_size"],
     script:
         "../scripts/clusters.py"

@@ -15,6 +15,8 @@ restarts, items = cluster_items(
     restarts=params.restarts,
     seed=params.seed,
     map_method=params.map_method,
+    exact_max_items=params.exact_max_items,
+    sample_size=params.sample_size,
     threads=snakemake.threads,  # noqa: F821
     source=source,
 )
