@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import resource
 import sys
 from pathlib import Path
 
+#: The line every job's log ends with; benchmarks/bench_scale.py reads it.
+PEAK_MEMORY_MESSAGE = "peak memory of this process: %d MB (max RSS)"
+
+_peak_logged = False
+
+
+def log_peak_memory() -> None:
+    """Log the process's peak resident memory (Snakemake's own benchmark samples it and can miss a peak)."""
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux reports KiB
+    logging.getLogger("curatornet").info(PEAK_MEMORY_MESSAGE, peak_mb)
+
 
 def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Send the package's log records to ``log_file`` (and stderr), replacing earlier handlers."""
+    """Send the package's log records to ``log_file`` (and stderr), replacing earlier handlers.
+
+    With a log file (a workflow job), the process's peak memory is logged when it exits.
+    """
+    global _peak_logged
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -17,6 +34,10 @@ def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO)
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
+        if not _peak_logged:
+            # Registered after logging's own exit hook, so it runs while the handlers are still open.
+            atexit.register(log_peak_memory)
+            _peak_logged = True
     for handler in handlers:
         handler.setFormatter(fmt)
         root.addHandler(handler)
