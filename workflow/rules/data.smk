@@ -1,6 +1,7 @@
 # Data stage: generate the UGallery-like data set (synthetic format only) and build
 # the canonical artifacts from it or from the real UGallery files.
 from curatornet.data import layout as data_layout
+from curatornet.data.images import RANDOM_WEIGHTS  # no TensorFlow: that waits for the job
 
 DATA_SCALE = float(config["dataset"]["synthetic"]["scale"])
 
@@ -25,6 +26,32 @@ rule generate_data:
         seed=config["seed"],
     script:
         "../scripts/generate_data.py"
+
+
+rule embed_images:
+    """ResNet50 embeddings of the item images in dataset.images (runs only when that key is set)."""
+    input:
+        unpack(lambda wildcards: data_layout.embed_images_inputs(config["dataset"], data_layout.RAW_DIR)),
+    output:
+        str(data_layout.IMAGE_EMBEDDINGS),
+    log:
+        "logs/data/embed_images.log",
+    benchmark:
+        "benchmarks/results/data/embed_images.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 4
+    resources:
+        mem_mb=per_attempt(4000),
+        # about 5 images/s on two cores
+        runtime=lambda wildcards, input, attempt: attempt * (10 + len(input.images) // 300),
+    params:
+        images=config["dataset"]["images"],
+        weights=config["dataset"]["image_weights"],
+        # Only random weights depend on the seed: a new seed must not recompute ImageNet features.
+        random_seed=config["seed"] if config["dataset"]["image_weights"] == RANDOM_WEIGHTS else None,
+    script:
+        "../scripts/embed_images.py"
 
 
 rule prepare_data:

@@ -18,6 +18,10 @@ RAW_DIR = Path("results/raw")
 RAW_INVENTORY = "ugallery_inventory.csv"
 RAW_PURCHASES = "ugallery_purchases.csv"
 RAW_EMBEDDINGS = "resnet50_embeddings.npy"
+#: What rule embed_images makes of the folder dataset.images (when that key is set).
+IMAGE_EMBEDDINGS = Path("results/images/resnet50_embeddings.npy")
+#: ResNet50's pooled features.
+IMAGE_EMBEDDING_DIM = 2048
 
 RESEARCH_SALES = "valid_sales.csv"
 RESEARCH_ARTWORKS = "valid_artworks.csv"
@@ -66,8 +70,11 @@ def data_folder(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> Pa
 def embeddings_file(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> Path | None:
     """The .npy to read, or None when embeddings are made up for real items.
 
-    A configured path always wins; the generated data set brings its own file.
+    Images (``dataset.images``) or a configured path always win; the generated
+    data set brings its own file.
     """
+    if dataset.get("images"):
+        return IMAGE_EMBEDDINGS
     embeddings = dataset.get("embeddings", "synthetic")
     if embeddings != "synthetic":
         return Path(embeddings)
@@ -77,7 +84,9 @@ def embeddings_file(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -
 
 
 def expected_embedding_dim(dataset: Mapping[str, Any]) -> int | None:
-    """The vector length to insist on: the generator's for its own file, else inferred from the file."""
+    """The vector length to insist on: the generator's for its own file, ResNet50's for images, else inferred."""
+    if dataset.get("images"):
+        return IMAGE_EMBEDDING_DIM
     if dataset.get("format", "synthetic") == "synthetic" and dataset.get("embeddings", "synthetic") == "synthetic":
         return int(dataset.get("synthetic", {}).get("embedding_dim", 2048))
     return None
@@ -93,4 +102,24 @@ def input_files(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> di
     embeddings = embeddings_file(dataset, raw_dir)
     if embeddings is not None:
         files["embeddings"] = str(embeddings)
+    return files
+
+
+def embed_images_inputs(dataset: Mapping[str, Any], raw_dir: str | Path = RAW_DIR) -> dict[str, Any]:
+    """Named inputs of rule ``embed_images``: the inventory, every image file and the weights file.
+
+    Lists the folder ``dataset.images`` (an InputError when it is missing or
+    holds no image); the weights file is an input unless weights are random.
+    """
+    from curatornet.data.images import RANDOM_WEIGHTS, list_images  # no TensorFlow: only lists the folder
+
+    if not dataset.get("images"):
+        raise InputError("config", "dataset.images", None, "rule embed_images needs the folder of the item images")
+    files: dict[str, Any] = {
+        "inventory": input_files(dataset, raw_dir)["inventory"],
+        "images": [str(path) for _, path in list_images(dataset["images"])],
+    }
+    weights = dataset["image_weights"]  # the schema fills it: never a silent choice of random weights
+    if weights != RANDOM_WEIGHTS:
+        files["weights"] = str(Path(weights).expanduser())
     return files

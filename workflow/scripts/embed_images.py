@@ -1,0 +1,23 @@
+"""Snakemake adapter of rule `embed_images`: ResNet50 embeddings of the images in dataset.images."""
+
+from pathlib import Path
+
+from curatornet.data.embeddings import write_embeddings_npy
+from curatornet.data.images import embed_images
+from curatornet.data.ugallery import load_inventory
+from curatornet.logs import setup_logging
+
+snakemake = globals()["snakemake"]  # injected by Snakemake's script directive
+log = setup_logging(snakemake.log[0])
+params = snakemake.params
+inventory, inventory_file = load_inventory(Path(snakemake.input.inventory).parent)
+ids, matrix = embed_images(
+    params.images,
+    inventory["item_id"].tolist(),
+    weights=params.weights,
+    seed=params.random_seed if params.random_seed is not None else 0,
+    threads=snakemake.threads,
+    inventory=inventory_file,
+)
+write_embeddings_npy(snakemake.output[0], ids, matrix)
+log.info("wrote %d embeddings of dimension %d to %s", len(ids), matrix.shape[1], snakemake.output[0])
