@@ -12,7 +12,7 @@ Goal at scale 10 (77,420 items): everything up to the deduplicated triples in at
 most 5 minutes and 8 GB on two cores.
 
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py --scale 10
-    nice -n 10 .venv/bin/python benchmarks/bench_scale.py --scale 100 --memory-limit-gb 12
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py --scale 100 --memory-limit-gb 12 --timeout-min 30
 
 ``--memory-limit-gb`` caps the address space of every process of the run, so a
 job that would need more fails with a MemoryError instead of pushing a shared
@@ -31,6 +31,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -239,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="first market's seed with --tiles")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, removed afterwards")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--timeout-min", type=float, default=None, help="stop the run after this many minutes")
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="curatornet-bench-scale-"))
@@ -266,10 +268,21 @@ def main(argv: list[str] | None = None) -> int:
             stdout=output,
             stderr=subprocess.STDOUT,
             preexec_fn=limit_address_space(args.memory_limit_gb),
+            start_new_session=True,  # its own process group: a timeout stops the jobs too
         )
         sampler = TreeMemorySampler(process.pid)
         sampler.start()
-        code = process.wait()
+        timed_out = False
+        try:
+            code = process.wait(timeout=None if args.timeout_min is None else args.timeout_min * 60)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                code = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                code = process.wait()
         sampler.stopped.set()
         sampler.join()
     wall = time.perf_counter() - started
@@ -277,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     print_report(rows, wall, sampler.peak_mb, args.scale, code == 0)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"data: {data_size(workdir)}")
+    if timed_out:
+        print(f"\nSTOPPED after {args.timeout_min:g} minutes (--timeout-min); jobs running then are listed below")
     if code != 0:
         text = (workdir / "bench_scale.snakemake.log").read_text(errors="replace")
         failed = FAILED_RULE.findall(text)
@@ -289,9 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(log_file.read_text(errors="replace").splitlines()[-12:]))
         errors = list(dict.fromkeys(m.group(0) for m in EXCEPTION_LINE.finditer(text)))
         print("--- errors in the snakemake output:\n" + "\n".join(errors[-5:] or ["(none found)"]))
-        print(f"--- full output: {workdir / 'bench_scale.snakemake.log'}")
     if args.keep or args.workdir:
-        print(f"kept {workdir}")
+        print(f"kept {workdir} (snakemake's output: bench_scale.snakemake.log)")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if code == 0 else 1
