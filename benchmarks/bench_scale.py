@@ -49,7 +49,7 @@ GOAL_SCALE = 10.0
 GOAL_SECONDS = 300.0
 GOAL_MB = 8000.0
 #: Written by curatornet.logs when a job exits.
-PEAK_LINE = re.compile(r"peak memory of this process: (\d+) MB")
+PEAK_LINE = re.compile(r"peak memory of this process: (\d+) MB(?: \(max RSS\), CPU time ([\d.]+) s)?")
 FAILED_RULE = re.compile(r"Error in rule (\w+):")
 #: The last line of a Python traceback, e.g. numpy's "...MemoryError: Unable to allocate 6.3 GiB ...".
 EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception)\b: .*$", re.MULTILINE)
@@ -62,6 +62,7 @@ class JobFigures:
     seconds: float
     snakemake_max_rss_mb: float | None
     logged_peak_mb: float | None
+    cpu_seconds: float | None = None  # user + system time the job logged on exit
 
     @property
     def peak_mb(self) -> float | None:
@@ -122,11 +123,19 @@ def read_benchmark_tsv(path: Path) -> tuple[float, float | None]:
     return float(row["s"]), (None if rss in ("", "NA", "-") else float(rss))
 
 
-def logged_peak_mb(log_file: Path) -> float | None:
+def logged_usage(log_file: Path) -> tuple[float | None, float | None]:
+    """(peak MB, CPU seconds) a job logged on exit (None where absent)."""
     if not log_file.is_file():
-        return None
-    peaks = [float(m.group(1)) for m in PEAK_LINE.finditer(log_file.read_text(errors="replace"))]
-    return max(peaks) if peaks else None
+        return None, None
+    matches = list(PEAK_LINE.finditer(log_file.read_text(errors="replace")))
+    if not matches:
+        return None, None
+    last = matches[-1]  # the job's exit line
+    return float(last.group(1)), (float(last.group(2)) if last.group(2) else None)
+
+
+def logged_peak_mb(log_file: Path) -> float | None:
+    return logged_usage(log_file)[0]
 
 
 def collect_figures(workdir: Path) -> list[JobFigures]:
@@ -136,8 +145,8 @@ def collect_figures(workdir: Path) -> list[JobFigures]:
     for tsv in sorted(root.rglob("*.tsv"), key=lambda p: p.stat().st_mtime):
         relative = tsv.relative_to(root).with_suffix("")
         seconds, rss = read_benchmark_tsv(tsv)
-        log_file = workdir / "logs" / relative.with_suffix(".log")
-        rows.append(JobFigures(relative.parts[0], relative.name, seconds, rss, logged_peak_mb(log_file)))
+        peak, cpu = logged_usage(workdir / "logs" / relative.with_suffix(".log"))
+        rows.append(JobFigures(relative.parts[0], relative.name, seconds, rss, peak, cpu))
     return rows
 
 
@@ -200,24 +209,33 @@ def fmt_mb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def fmt_s(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
 def print_report(rows: list[JobFigures], wall: float, tree_peak_mb: float, scale: float, ok: bool) -> None:
-    print(f"\n{'stage':10s} {'job':24s} {'wall s':>8s} {'peak MB':>9s} {'(snakemake':>11s} {'job log)':>9s}")
+    print(
+        f"\n{'stage':10s} {'job':24s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>9s} {'(snakemake':>11s} {'job log)':>9s}"
+    )
     for row in rows:
         print(
-            f"{row.stage:10s} {row.job:24s} {row.seconds:8.1f} {fmt_mb(row.peak_mb):>9s} "
+            f"{row.stage:10s} {row.job:24s} {row.seconds:8.1f} {fmt_s(row.cpu_seconds):>8s} {fmt_mb(row.peak_mb):>9s} "
             f"{fmt_mb(row.snakemake_max_rss_mb):>11s} {fmt_mb(row.logged_peak_mb):>9s}"
         )
     print()
     for stage in dict.fromkeys(r.stage for r in rows):
         jobs = [r for r in rows if r.stage == stage]
         peaks = [r.peak_mb for r in jobs if r.peak_mb is not None]
+        cpu = sum(r.cpu_seconds or 0.0 for r in jobs)
         print(
-            f"stage {stage:18s} {sum(r.seconds for r in jobs):8.1f} s of job time, "
+            f"stage {stage:18s} {sum(r.seconds for r in jobs):8.1f} s of job time, {cpu:8.1f} s of CPU, "
             f"largest job peak {fmt_mb(max(peaks) if peaks else None)} MB"
         )
     job_peaks = [r.peak_mb for r in rows if r.peak_mb is not None]
     largest_job = max(job_peaks) if job_peaks else 0.0
     print(f"sum of job times          {sum(r.seconds for r in rows):8.1f} s")
+    cpu = sum(r.cpu_seconds or 0.0 for r in rows)
+    print(f"sum of job CPU times      {cpu:8.1f} s (a busy machine stretches wall time, not this)")
     print(f"total wall time           {wall:8.1f} s (snakemake start to end, jobs in parallel where they can)")
     print(f"peak memory, all processes {tree_peak_mb:,.0f} MB (sampled every 0.5 s); largest job {largest_job:,.0f} MB")
     if ok and scale == GOAL_SCALE:

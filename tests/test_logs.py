@@ -29,8 +29,8 @@ def test_a_job_logs_its_peak_memory_on_exit_and_the_benchmark_reads_it(tmp_path)
     subprocess.run([sys.executable, "-c", job], check=True, capture_output=True, timeout=120)
     lines = log_file.read_text().splitlines()
     assert "working" in lines[0] and "peak memory of this process" in lines[-1]
-    peak = load_bench_scale().logged_peak_mb(log_file)
-    assert 300 <= peak < 2000
+    peak, cpu = load_bench_scale().logged_usage(log_file)
+    assert 300 <= peak < 2000 and cpu > 0
 
 
 def test_the_benchmark_pairs_snakemake_benchmark_files_with_job_logs(tmp_path):
@@ -40,11 +40,13 @@ def test_the_benchmark_pairs_snakemake_benchmark_files_with_job_logs(tmp_path):
         "s\th:m:s\tmax_rss\tmax_vms\n12.5\t0:00:12\t900.0\t1500.0\n"
     )
     (tmp_path / "logs/clusters").mkdir(parents=True)
-    (tmp_path / "logs/clusters/clusters.log").write_text("x INFO curatornet: peak memory of this process: 2345 MB\n")
+    (tmp_path / "logs/clusters/clusters.log").write_text(
+        "x INFO curatornet: peak memory of this process: 2345 MB (max RSS), CPU time 20.5 s\n"
+    )
     (tmp_path / "logs/triplets").mkdir(parents=True)
     (tmp_path / "logs/triplets/sample_d1_basket.log").write_text("started\n")
     rows = bench.collect_figures(tmp_path)
-    assert [(r.stage, r.job, r.seconds, r.snakemake_max_rss_mb, r.peak_mb) for r in rows] == [
-        ("clusters", "clusters", 12.5, 900.0, 2345.0)
+    assert [(r.stage, r.job, r.seconds, r.snakemake_max_rss_mb, r.peak_mb, r.cpu_seconds) for r in rows] == [
+        ("clusters", "clusters", 12.5, 900.0, 2345.0, 20.5)
     ]
     assert [p.name for p in bench.unfinished_jobs(tmp_path, rows)] == ["sample_d1_basket.log"]

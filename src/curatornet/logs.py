@@ -9,15 +9,20 @@ import sys
 from pathlib import Path
 
 #: The line every job's log ends with; benchmarks/bench_scale.py reads it.
-PEAK_MEMORY_MESSAGE = "peak memory of this process: %d MB (max RSS)"
+PEAK_MEMORY_MESSAGE = "peak memory of this process: %d MB (max RSS), CPU time %.1f s"
 
 _peak_logged = False
 
 
 def log_peak_memory() -> None:
-    """Log the process's peak resident memory (Snakemake's own benchmark samples it and can miss a peak)."""
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux reports KiB
-    logging.getLogger("curatornet").info(PEAK_MEMORY_MESSAGE, peak_mb)
+    """Log the process's peak resident memory and CPU time.
+
+    Snakemake's own benchmark samples both and can miss a peak; the CPU time
+    also tells how much of a job's wall time a busy machine took away.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = usage.ru_maxrss // 1024  # Linux reports KiB
+    logging.getLogger("curatornet").info(PEAK_MEMORY_MESSAGE, peak_mb, usage.ru_utime + usage.ru_stime)
 
 
 def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
