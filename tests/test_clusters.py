@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
 
 from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA
 from curatornet.clusters import cluster_embeddings, cluster_items, map_items, scoring_sample, standardise
@@ -106,8 +107,9 @@ def test_bad_input_raises_input_error():
 
 
 def restart_labels(points: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """The labels of one restart, rerun independently of the module."""
-    return KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points).labels_
+    """The labels of one restart, rerun independently of the module (one thread, as the module runs it)."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points).labels_
 
 
 def noise(n: int = 300, dim: int = 6, seed: int = 3) -> np.ndarray:
@@ -210,3 +212,11 @@ def test_default_threshold_keeps_ugallery_exact(repo_root):
     clusters = schema["properties"]["clusters"]["properties"]
     assert clusters["exact_max_items"]["default"] >= 7742  # UGallery's catalogue: the paper's exact silhouette
     assert scoring_sample(7742, clusters["exact_max_items"]["default"], clusters["sample_size"]["default"], 0) is None
+
+
+def test_the_clusters_do_not_depend_on_the_thread_count():
+    x = noise(3000, dim=12, seed=5)
+    one = cluster_embeddings(x, k=20, pca_dim=12, restarts=4, seed=0, threads=1)
+    two = cluster_embeddings(x, k=20, pca_dim=12, restarts=4, seed=0, threads=2)
+    assert one.restarts.equals(two.restarts)
+    np.testing.assert_array_equal(one.labels, two.labels)

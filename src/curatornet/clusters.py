@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,19 +135,35 @@ def scoring_sample(n_items: int, exact_max_items: int | None, sample_size: int |
     return np.sort(rng.choice(n_items, size=int(sample_size), replace=False))
 
 
+def _fit_restart(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float, int, float]:
+    """One k-means run on one thread: (labels, inertia, iterations, seconds)."""
+    start = time.perf_counter()
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
+    return model.labels_.astype(np.int32), float(model.inertia_), int(model.n_iter_), time.perf_counter() - start
+
+
 def kmeans_restarts(
-    points: np.ndarray, k: int, restarts: int, seed: int, sample: np.ndarray | None = None
+    points: np.ndarray, k: int, restarts: int, seed: int, sample: np.ndarray | None = None, threads: int = 1
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Run k-means ``restarts`` times (seed + r, one initialisation each); keep the best silhouette.
 
     k-means clusters every point; the silhouette is that of all points, or of
-    the rows ``sample`` (the same for every restart) when given. Returns the
-    labels of the selected restart and a table with one row per restart
-    (restart, seed, silhouette, inertia, selected).
+    the rows ``sample`` (the same for every restart) when given. Restarts run
+    side by side on ``threads`` threads, each restart on one: multi-threaded
+    k-means sums in an order that depends on the thread count, so this keeps
+    the labels the same on any machine, and on a busy machine no thread idles
+    at a barrier waiting for another. Returns the labels of the selected
+    restart and a table with one row per restart (restart, seed, silhouette,
+    inertia, selected).
     """
     n = len(points)
     if not 2 <= k < n:
         raise InputError(None, "clusters.k", k, f"k-means needs 2 <= k < number of items ({n})")
+    workers = max(1, min(int(threads), restarts))
+    # k-means++ seeding uses BLAS: one BLAS thread per restart too.
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = list(pool.map(lambda restart: _fit_restart(points, k, seed + restart), range(restarts)))
     scored = points if sample is None else points[sample]
     # The silhouette needs all pairwise distances of the scored points; while they
     # fit in about 1 GB, computing them once is far cheaper than once per restart.
@@ -154,11 +171,8 @@ def kmeans_restarts(
     rows = []
     best_labels = None
     best_score = -np.inf
-    for restart in range(restarts):
-        run_seed = seed + restart
+    for restart, (labels, inertia, iterations, seconds) in enumerate(runs):
         start = time.perf_counter()
-        model = KMeans(n_clusters=k, n_init=1, random_state=run_seed).fit(points)
-        labels = model.labels_.astype(np.int32)
         scored_labels = labels if sample is None else labels[sample]
         if np.unique(scored_labels).size < 2:
             score = -1.0  # degenerate clustering: worst possible silhouette
@@ -166,14 +180,15 @@ def kmeans_restarts(
             score = float(silhouette_score(distances, scored_labels, metric="precomputed"))
         else:
             score = float(silhouette_score(scored, scored_labels, metric="euclidean"))
-        rows.append((restart, run_seed, score, float(model.inertia_)))
+        rows.append((restart, seed + restart, score, inertia))
         log.info(
-            "restart %d (seed %d): silhouette %.4f, inertia %.1f, %d iterations, %.1f s",
+            "restart %d (seed %d): silhouette %.4f, inertia %.1f, %d iterations, k-means %.1f s, silhouette %.1f s",
             restart,
-            run_seed,
+            seed + restart,
             score,
-            model.inertia_,
-            model.n_iter_,
+            inertia,
+            iterations,
+            seconds,
             time.perf_counter() - start,
         )
         if score > best_score:  # strict: ties keep the earliest restart
@@ -276,7 +291,7 @@ def cluster_embeddings(
         )
     with threadpool_limits(limits=max(1, int(threads))):
         points = reduce_dimensions(standardise(matrix, in_place=overwrite), pca_dim, seed)
-        labels, table = kmeans_restarts(points, k, restarts, seed, sample)
+        labels, table = kmeans_restarts(points, k, restarts, seed, sample, threads)
     return Clustering(labels=labels, restarts=table, points=points, sample=sample)
 
 
