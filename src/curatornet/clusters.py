@@ -152,8 +152,8 @@ def kmeans_restarts(
     the rows ``sample`` (the same for every restart) when given. Restarts run
     side by side on ``threads`` threads, each restart on one: multi-threaded
     k-means sums in an order that depends on the thread count, so this keeps
-    the labels the same on any machine, and on a busy machine no thread idles
-    at a barrier waiting for another. Returns the labels of the selected
+    the labels the same whatever the core count, and on a busy machine no
+    thread idles at a barrier waiting for another. Returns the labels of the selected
     restart and a table with one row per restart (restart, seed, silhouette,
     inertia, selected).
     """
