@@ -87,12 +87,23 @@ def l2_label(value: float) -> str:
 
 
 def embeddings_matrix(table: pa.Table) -> np.ndarray:
-    """(n_items, dim) float32 matrix from an embeddings table sorted by item."""
+    """(n_items, dim) float32 matrix from an embeddings table, rows sorted by item.
+
+    Filled chunk by chunk (a Parquet row group each): the only copy of the
+    catalogue besides the table is the result.
+    """
     order = np.argsort(table.column("item").to_numpy())
-    column = table.column("embedding").combine_chunks()
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))  # where each table row goes
+    column = table.column("embedding")
     dim = column.type.list_size
-    flat = column.flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(-1, dim)[order].astype(np.float32, copy=False)
+    matrix = np.empty((len(order), dim), dtype=np.float32)
+    start = 0
+    for chunk in column.chunks:
+        stop = start + len(chunk)
+        matrix[position[start:stop]] = chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        start = stop
+    return matrix
 
 
 def catalogue_fingerprint(item_ids: Iterable[str]) -> str:

@@ -42,13 +42,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_parquet(data: pd.DataFrame | pa.Table, path: str | Path, schema: pa.Schema | None = None) -> None:
-    """Write a DataFrame or Table to Parquet atomically, cast to ``schema`` when given."""
+def write_parquet(
+    data: pd.DataFrame | pa.Table, path: str | Path, schema: pa.Schema | None = None, row_group_size: int | None = None
+) -> None:
+    """Write a DataFrame or Table to Parquet atomically, cast to ``schema`` when given.
+
+    ``row_group_size`` (rows) bounds what a reader decodes at once (default: Arrow's).
+    """
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     if schema is not None:
         table = table.select(schema.names).cast(schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, row_group_size=row_group_size)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs) -> None:

@@ -25,6 +25,9 @@ from curatornet.io import write_csv, write_parquet
 
 log = logging.getLogger(__name__)
 
+#: Target size of a row group of embeddings.parquet (float32 values).
+EMBEDDING_ROW_GROUP_BYTES = 64 << 20
+
 
 @dataclass
 class CanonicalData:
@@ -106,9 +109,21 @@ def embeddings_table(embeddings: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays([pa.array(np.arange(n_items, dtype=np.int32)), column], schema=embeddings_schema(dim))
 
 
+def embedding_rows_per_group(embeddings: np.ndarray) -> int:
+    """Rows of embeddings.parquet per row group: about ``EMBEDDING_ROW_GROUP_BYTES`` each.
+
+    A reader decodes one row group at a time; one group for a whole big catalogue
+    made reading it take several times the matrix's size.
+    """
+    row_bytes = max(1, embeddings.shape[1]) * 4
+    return max(1, EMBEDDING_ROW_GROUP_BYTES // row_bytes)
+
+
 def write_canonical(data: CanonicalData, items_path, embeddings_path, purchases_path, stats_path) -> None:
     """Write the four artifacts (each atomically)."""
     write_parquet(data.items, items_path, ITEMS_SCHEMA)
-    write_parquet(embeddings_table(data.embeddings), embeddings_path)
+    write_parquet(
+        embeddings_table(data.embeddings), embeddings_path, row_group_size=embedding_rows_per_group(data.embeddings)
+    )
     write_parquet(data.purchases, purchases_path, PURCHASES_SCHEMA)
     write_csv(statistics_frame(data.stats), stats_path)
