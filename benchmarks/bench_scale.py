@@ -89,30 +89,40 @@ def overlay_config(scale: float, embedding_dim: int | None) -> dict:
 
 
 def write_tiled_raw(raw_dir: Path, scale: float, tiles: int, embedding_dim: int, seed: int) -> None:
-    """The raw data set as ``tiles`` independent markets at ``scale / tiles`` each (see the module docstring)."""
+    """The raw data set as ``tiles`` independent markets at ``scale / tiles`` each (see the module docstring).
+
+    The markets' embedding matrices go into the release file as they are (no
+    joined copy), so this holds the catalogue's embeddings once.
+    """
     import numpy as np
     import pandas as pd
 
-    from curatornet.data.synthetic import SyntheticDataset, generate, parameters_for, write_public_release
+    from curatornet.data.layout import RAW_EMBEDDINGS, RAW_INVENTORY, RAW_PURCHASES
+    from curatornet.data.synthetic import SyntheticDataset, generate, parameters_for, public_release_frames
+    from curatornet.io import atomic_path, write_csv
 
-    parts = []
+    inventories, purchases, ids, matrices = [], [], [], []
     for tile in range(tiles):
         data = generate(parameters_for("default", scale / tiles, embedding_dim), seed + tile)
         prefix = f"m{tile}-"
         items = data.items.assign(item_id=prefix + data.items["item_id"], artist_id=prefix + data.items["artist_id"])
-        purchases = data.purchases.assign(
+        bought = data.purchases.assign(
             item_id=prefix + data.purchases["item_id"], user_id=prefix + data.purchases["user_id"]
         )
-        parts.append(SyntheticDataset(items, purchases, data.embeddings, data.item_style, data.user_tastes))
-        print(f"  market {tile + 1}/{tiles}: {len(items):,} items, {len(purchases):,} purchases", flush=True)
-    joined = SyntheticDataset(
-        pd.concat([p.items for p in parts], ignore_index=True),
-        pd.concat([p.purchases for p in parts], ignore_index=True).sort_values("time", kind="stable"),
-        np.concatenate([p.embeddings for p in parts]),
-        np.concatenate([p.item_style for p in parts]),
-        np.concatenate([p.user_tastes for p in parts]),
-    )
-    write_public_release(joined, folder=raw_dir)
+        inventory, sales = public_release_frames(SyntheticDataset(items, bought, data.embeddings, None, None))
+        inventories.append(inventory)
+        purchases.append(sales)
+        ids.extend(items["item_id"])
+        matrices.append(data.embeddings)
+        print(f"  market {tile + 1}/{tiles}: {len(items):,} items, {len(bought):,} purchases", flush=True)
+        del data
+    write_csv(pd.concat(inventories, ignore_index=True), raw_dir / RAW_INVENTORY)
+    write_csv(pd.concat(purchases, ignore_index=True), raw_dir / RAW_PURCHASES)
+    rows = np.empty((len(ids), 2), dtype=object)  # the release format: [item_id, vector] rows
+    rows[:, 0] = ids
+    rows[:, 1] = [vector for matrix in matrices for vector in matrix]
+    with atomic_path(raw_dir / RAW_EMBEDDINGS) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, rows, allow_pickle=True)
 
 
 def read_benchmark_tsv(path: Path) -> tuple[float, float | None]:
