@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from curatornet.artifacts import ITEMS_SCHEMA, PURCHASES_SCHEMA, embeddings_schema
-from curatornet.data.embeddings import align_embeddings, read_embeddings_npy, synthetic_embeddings
+from curatornet.data.embeddings import read_embeddings_npy, synthetic_embeddings
 from curatornet.data.layout import RAW_DIR, data_folder, embeddings_file, expected_embedding_dim
 from curatornet.data.stats import dataset_statistics, statistics_frame
 from curatornet.data.ugallery import RawDataset, load_ugallery
@@ -75,8 +75,8 @@ def load_embeddings(
     if path is None:
         dim = int(dataset.get("synthetic", {}).get("embedding_dim", 2048))
         return synthetic_embeddings(items["artist_id"], dim=dim, seed=seed)
-    ids, matrix = read_embeddings_npy(path, expected_embedding_dim(dataset))
-    return align_embeddings(items["item_id"].to_numpy(), ids, matrix, path)
+    _, matrix = read_embeddings_npy(path, expected_embedding_dim(dataset), item_ids=items["item_id"].to_numpy())
+    return matrix
 
 
 def build_canonical(raw: RawDataset, embeddings_for_items, seed: int | None = None) -> CanonicalData:
