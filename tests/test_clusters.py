@@ -11,8 +11,15 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA
-from curatornet.clusters import cluster_embeddings, cluster_items, map_items, scoring_sample, standardise
+from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, embeddings_matrix, read_embeddings_matrix
+from curatornet.clusters import (
+    cluster_embeddings,
+    cluster_items,
+    cluster_matrix,
+    map_items,
+    scoring_sample,
+    standardise,
+)
 from curatornet.errors import InputError
 from curatornet.io import read_table, write_parquet
 
@@ -220,3 +227,27 @@ def test_the_clusters_do_not_depend_on_the_thread_count():
     two = cluster_embeddings(x, k=20, pca_dim=12, restarts=4, seed=0, threads=2)
     assert one.restarts.equals(two.restarts)
     np.testing.assert_array_equal(one.labels, two.labels)
+
+
+def test_the_stage_reads_the_matrix_one_row_group_at_a_time(tmp_path):
+    x, _ = blobs(n_per=40)
+    shuffled = np.random.default_rng(2).permutation(len(x))
+    write_parquet(embeddings_table(x, shuffled), tmp_path / "e.parquet", row_group_size=25)  # 5 groups
+    matrix = read_embeddings_matrix(tmp_path / "e.parquet")
+    np.testing.assert_array_equal(matrix, x)
+    np.testing.assert_array_equal(matrix, embeddings_matrix(read_table(tmp_path / "e.parquet")))
+    r1, a = cluster_items(embeddings_table(x, shuffled), k=3, pca_dim=4, restarts=2, seed=0)
+    r2, b = cluster_matrix(matrix, k=3, pca_dim=4, restarts=2, seed=0)
+    assert r1.equals(r2) and a.equals(b)
+
+
+def test_reading_a_bad_embeddings_file_names_it(tmp_path):
+    x, _ = blobs()
+    gap = embeddings_table(x).set_column(0, "item", pa.array(np.arange(len(x), dtype=np.int32) * 2))
+    write_parquet(gap, tmp_path / "gap.parquet")
+    write_parquet(embeddings_table(x).drop_columns(["embedding"]), tmp_path / "none.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    for name, field in (("gap.parquet", "item"), ("none.parquet", "embedding"), ("junk.parquet", None)):
+        with pytest.raises(InputError) as info:
+            read_embeddings_matrix(tmp_path / name)
+        assert info.value.file.endswith(name) and info.value.field == field

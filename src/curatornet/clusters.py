@@ -43,7 +43,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances, silhouette_score
 from threadpoolctl import threadpool_limits
 
-from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, embeddings_matrix
+from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, check_embeddings, matrix_from_chunks
 from curatornet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -316,29 +316,41 @@ def cluster_items(
     exact_max_items: int | None = None,
     sample_size: int | None = None,
 ) -> tuple[pd.DataFrame, pa.Table]:
+    """The `clusters` stage on an embeddings table: see :func:`cluster_matrix`."""
+    column_names = embeddings.column_names
+    embedding_type = embeddings.column("embedding").type if "embedding" in column_names else None
+    items = embeddings.column("item").to_numpy() if "item" in column_names else None
+    check_embeddings(column_names, embedding_type, items, source)
+    chunks = list(embeddings.column("embedding").chunks)
+    # The caller passes a table it no longer needs: each chunk is freed once copied.
+    del embeddings
+    matrix = matrix_from_chunks(items, chunks, embedding_type.list_size)
+    return cluster_matrix(matrix, k, pca_dim, restarts, seed, map_method, threads, source, exact_max_items, sample_size)
+
+
+def cluster_matrix(
+    matrix: np.ndarray,
+    k: int,
+    pca_dim: int,
+    restarts: int,
+    seed: int,
+    map_method: str = "pca",
+    threads: int = 1,
+    source: str | Path = "embeddings.parquet",
+    exact_max_items: int | None = None,
+    sample_size: int | None = None,
+) -> tuple[pd.DataFrame, pa.Table]:
     """The `clusters` stage: (restarts table, items table with item, cluster, x, y).
 
-    ``exact_max_items`` and ``sample_size``: see the module docstring (None:
-    always exact).
+    ``matrix`` is the float32 (n_items, dim) catalogue in item order (see
+    :func:`curatornet.artifacts.read_embeddings_matrix`); it is standardised in
+    place. ``exact_max_items`` and ``sample_size``: see the module docstring
+    (None: always exact).
     """
-    for column in ("item", "embedding"):
-        if column not in embeddings.column_names:
-            raise InputError(source, column, embeddings.column_names, "required column is missing")
-    items = np.sort(embeddings.column("item").to_numpy())
-    if len(items) == 0:
-        raise InputError(source, "item", 0, "no items")
-    if items[0] != 0 or items[-1] != len(items) - 1 or np.any(np.diff(items) != 1):
-        bad = items[np.flatnonzero(np.diff(items) != 1)[:1]] if len(items) > 1 else items
-        raise InputError(source, "item", bad.tolist(), "item indexes must be unique and dense 0..N-1")
-    if not pa.types.is_fixed_size_list(embeddings.column("embedding").type):
-        raise InputError(source, "embedding", str(embeddings.column("embedding").type), "expected a fixed-size list")
-    matrix = embeddings_matrix(embeddings)
-    del embeddings  # the caller passes a table it no longer needs: free it before the PCA
     row = _first_non_finite_row(matrix)
     if row is not None:
         raise InputError(source, "embedding", f"item {row}", "embedding has NaN or infinite values")
     start = time.perf_counter()
-    # embeddings_matrix returns a fresh copy, so it may be standardised in place.
     result = cluster_embeddings(
         matrix, k, pca_dim, restarts, seed, threads, exact_max_items, sample_size, overwrite=True
     )

@@ -1,15 +1,15 @@
 """Snakemake adapter of rule `clusters`: visual clusters and the 2-D map of the items."""
 
-from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA
-from curatornet.clusters import cluster_items
-from curatornet.io import read_table, write_parquet
+from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, read_embeddings_matrix
+from curatornet.clusters import cluster_matrix
+from curatornet.io import write_parquet
 from curatornet.logs import setup_logging
 
 setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 params = snakemake.params  # noqa: F821
 source = snakemake.input.embeddings  # noqa: F821
-restarts, items = cluster_items(
-    read_table(source, required=("item", "embedding")),
+restarts, items = cluster_matrix(
+    read_embeddings_matrix(source),
     k=params.k,
     pca_dim=params.pca_dim,
     restarts=params.restarts,
