@@ -258,6 +258,45 @@ def map_items(
     return place_by_neighbours(data, sample, xy)
 
 
+def project(matrix: np.ndarray, pca_dim: int, seed: int, threads: int = 1, overwrite: bool = False) -> np.ndarray:
+    """The standardised PCA points (float32, n x pca_dim) of the embeddings ``matrix``.
+
+    ``overwrite`` lets the standardisation reuse ``matrix`` (a float32 array
+    the caller no longer needs), which saves a copy of the catalogue.
+    """
+    with threadpool_limits(limits=max(1, int(threads))):
+        return reduce_dimensions(standardise(matrix, in_place=overwrite), pca_dim, seed)
+
+
+def cluster_points(
+    points: np.ndarray,
+    k: int,
+    restarts: int,
+    seed: int,
+    threads: int = 1,
+    exact_max_items: int | None = None,
+    sample_size: int | None = None,
+) -> Clustering:
+    """k-means with restarts on the PCA points, each scored exactly or on the sample (module docstring)."""
+    if restarts < 1:
+        raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
+    sample = scoring_sample(len(points), exact_max_items, sample_size, seed)
+    if sample is None:
+        log.info("silhouette: exact, over all %d items (exact_max_items %s)", len(points), exact_max_items)
+    else:
+        log.info(
+            "silhouette: sampled, %d of %d items drawn from seed %d, the same for every restart "
+            "(the catalogue exceeds exact_max_items %d)",
+            len(sample),
+            len(points),
+            seed,
+            exact_max_items,
+        )
+    with threadpool_limits(limits=max(1, int(threads))):
+        labels, table = kmeans_restarts(points, k, restarts, seed, sample, threads)
+    return Clustering(labels=labels, restarts=table, points=points, sample=sample)
+
+
 def cluster_embeddings(
     matrix: np.ndarray,
     k: int,
@@ -272,27 +311,12 @@ def cluster_embeddings(
     """Standardise, PCA and k-means with restarts (see the module docstring).
 
     ``exact_max_items=None`` scores every restart on all items whatever the
-    size. ``overwrite`` lets the standardisation reuse ``matrix`` (a float32
-    array the caller no longer needs), which saves a copy of the catalogue.
+    size; ``overwrite``: see :func:`project`.
     """
     if restarts < 1:
         raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
-    sample = scoring_sample(len(matrix), exact_max_items, sample_size, seed)
-    if sample is None:
-        log.info("silhouette: exact, over all %d items (exact_max_items %s)", len(matrix), exact_max_items)
-    else:
-        log.info(
-            "silhouette: sampled, %d of %d items drawn from seed %d, the same for every restart "
-            "(the catalogue exceeds exact_max_items %d)",
-            len(sample),
-            len(matrix),
-            seed,
-            exact_max_items,
-        )
-    with threadpool_limits(limits=max(1, int(threads))):
-        points = reduce_dimensions(standardise(matrix, in_place=overwrite), pca_dim, seed)
-        labels, table = kmeans_restarts(points, k, restarts, seed, sample, threads)
-    return Clustering(labels=labels, restarts=table, points=points, sample=sample)
+    points = project(matrix, pca_dim, seed, threads, overwrite)
+    return cluster_points(points, k, restarts, seed, threads, exact_max_items, sample_size)
 
 
 def _first_non_finite_row(matrix: np.ndarray) -> int | None:
@@ -324,8 +348,18 @@ def cluster_items(
     chunks = list(embeddings.column("embedding").chunks)
     # The caller passes a table it no longer needs: each chunk is freed once copied.
     del embeddings
-    matrix = matrix_from_chunks(items, chunks, embedding_type.list_size)
-    return cluster_matrix(matrix, k, pca_dim, restarts, seed, map_method, threads, source, exact_max_items, sample_size)
+    return cluster_matrix(
+        matrix_from_chunks(items, chunks, embedding_type.list_size),  # no name here: cluster_matrix frees it
+        k,
+        pca_dim,
+        restarts,
+        seed,
+        map_method,
+        threads,
+        source,
+        exact_max_items,
+        sample_size,
+    )
 
 
 def cluster_matrix(
@@ -350,11 +384,12 @@ def cluster_matrix(
     row = _first_non_finite_row(matrix)
     if row is not None:
         raise InputError(source, "embedding", f"item {row}", "embedding has NaN or infinite values")
+    if restarts < 1:
+        raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
     start = time.perf_counter()
-    result = cluster_embeddings(
-        matrix, k, pca_dim, restarts, seed, threads, exact_max_items, sample_size, overwrite=True
-    )
-    del matrix
+    points = project(matrix, pca_dim, seed, threads, overwrite=True)
+    del matrix  # the caller passes a matrix it no longer needs: only the PCA points are used from here on
+    result = cluster_points(points, k, restarts, seed, threads, exact_max_items, sample_size)
     log.info("clustering of %d items took %.1f s", len(result.labels), time.perf_counter() - start)
     start = time.perf_counter()
     with threadpool_limits(limits=max(1, int(threads))):
