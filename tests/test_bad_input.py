@@ -341,7 +341,7 @@ def test_the_data_job_writes_the_one_line_error_to_its_log_and_nothing_else(raw,
     log, out = raw.parent / "prepare_data.log", raw.parent / "data"
     outputs = {"item_table": out / "items.parquet", "embedding_table": out / "embeddings.parquet"}
     outputs |= {"purchase_table": out / "purchases.parquet", "stats": out / "stats.csv"}
-    stub = job({}, outputs, log, {"dataset": SYNTHETIC, "seed": 0, "raw_dir": str(raw)})
+    stub = job({}, outputs, log, {"dataset": SYNTHETIC, "seed": 0, "raw_dir": str(raw), "image_embeddings": None})
     with pytest.raises(SystemExit):
         load_main("prepare_data")(stub)
     text = log.read_text()

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pyarrow as pa
 import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
 
-from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA
-from curatornet.clusters import cluster_items, map_items, standardise
+from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, embeddings_matrix, read_embeddings_matrix
+from curatornet.clusters import (
+    cluster_embeddings,
+    cluster_items,
+    cluster_matrix,
+    map_items,
+    scoring_sample,
+    standardise,
+)
 from curatornet.errors import InputError
 from curatornet.io import read_table, write_parquet
 
@@ -99,3 +111,143 @@ def test_bad_input_raises_input_error():
     assert info.value.value == "item 4"
     with pytest.raises(InputError):
         map_items(x, "umap", seed=0)
+
+
+def restart_labels(points: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The labels of one restart, rerun independently of the module (one thread, as the module runs it)."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points).labels_
+
+
+def noise(n: int = 300, dim: int = 6, seed: int = 3) -> np.ndarray:
+    """No true clusters: restarts disagree, so their silhouettes differ."""
+    return np.random.default_rng(seed).random((n, dim)).astype(np.float32)
+
+
+def test_exact_mode_gives_sklearns_silhouette_of_every_restart(caplog):
+    x = noise(120)
+    with caplog.at_level(logging.INFO, logger="curatornet.clusters"):
+        result = cluster_embeddings(x, k=4, pca_dim=6, restarts=5, seed=7, exact_max_items=120, sample_size=30)
+    assert result.sample is None
+    assert "silhouette: exact, over all 120 items" in caplog.text
+    for row in result.restarts.itertuples():
+        labels = restart_labels(result.points, 4, row.seed)
+        assert row.silhouette == pytest.approx(silhouette_score(result.points, labels), abs=1e-6)
+    np.testing.assert_array_equal(
+        result.labels, restart_labels(result.points, 4, 7 + int(np.argmax(result.restarts["silhouette"])))
+    )
+
+
+def test_sampled_mode_scores_every_restart_on_the_same_sample(caplog):
+    x = noise(300)
+    with caplog.at_level(logging.INFO, logger="curatornet.clusters"):
+        result = cluster_embeddings(x, k=5, pca_dim=6, restarts=6, seed=2, exact_max_items=299, sample_size=80)
+    sample = result.sample
+    assert "silhouette: sampled, 80 of 300 items" in caplog.text
+    assert len(sample) == 80 and len(np.unique(sample)) == 80 and np.all(np.diff(sample) > 0)
+    np.testing.assert_array_equal(sample, scoring_sample(300, 299, 80, seed=2))
+    full, sampled = [], []
+    for row in result.restarts.itertuples():
+        labels = restart_labels(result.points, 5, row.seed)
+        sampled.append(silhouette_score(result.points[sample], labels[sample]))
+        full.append(silhouette_score(result.points, labels))
+        assert row.silhouette == pytest.approx(sampled[-1], abs=1e-6)
+    assert not np.allclose(sampled, full)  # the sample, not all items, was scored
+    # k-means still labels every item
+    assert result.labels.shape == (300,) and np.unique(result.labels).size == 5
+
+
+def test_sampled_mode_is_deterministic_and_follows_the_seed():
+    x = noise(300)
+    table = embeddings_table(x)
+    settings = dict(k=5, pca_dim=6, restarts=3, map_method="pca-tsne", exact_max_items=100, sample_size=60)
+    r1, a = cluster_items(table, seed=4, **settings)
+    r2, b = cluster_items(table, seed=4, **settings)
+    assert r1.equals(r2) and a.equals(b)
+    assert not np.array_equal(scoring_sample(300, 100, 60, seed=4), scoring_sample(300, 100, 60, seed=5))
+    # at or below the threshold nothing is sampled; a sample as big as the catalogue is no sample
+    assert scoring_sample(300, 300, 60, seed=4) is None
+    assert scoring_sample(300, None, 60, seed=4) is None
+    assert scoring_sample(300, 100, 300, seed=4) is None
+
+
+def test_sampled_map_covers_every_item(caplog):
+    x = noise(240, dim=8)
+    x[-1] = x[0]  # an item identical to another
+    sample = np.arange(0, 240, 3)  # includes item 0, not item 239
+    with caplog.at_level(logging.INFO, logger="curatornet.clusters"):
+        xy = map_items(x, "pca-tsne", seed=0, threads=1, sample=sample)
+    assert xy.shape == (240, 2) and xy.dtype == np.float32 and np.isfinite(xy).all()
+    # the sampled items keep their t-SNE positions
+    np.testing.assert_allclose(xy[sample], map_items(x[sample], "pca-tsne", seed=0, threads=1), rtol=1e-5)
+    # the others lie among the sampled ones; a twin of a sampled item sits on it
+    others = np.setdiff1d(np.arange(240), sample)
+    assert (xy[others].min(axis=0) >= xy[sample].min(axis=0)).all()
+    assert (xy[others].max(axis=0) <= xy[sample].max(axis=0)).all()
+    np.testing.assert_allclose(xy[239], xy[0], atol=1e-5)
+    assert len(np.unique(xy[others], axis=0)) > len(others) // 2  # placed individually, not collapsed
+
+
+def test_sampled_map_is_logged_by_cluster_items(caplog):
+    x = noise(150)
+    with caplog.at_level(logging.INFO, logger="curatornet.clusters"):
+        _, items = cluster_items(
+            embeddings_table(x),
+            k=3,
+            pca_dim=6,
+            restarts=2,
+            seed=0,
+            map_method="pca-tsne",
+            exact_max_items=100,
+            sample_size=50,
+        )
+    assert "map: t-SNE of the 50 sampled items; the other 100 placed" in caplog.text
+    xy = np.column_stack([items.column("x").to_numpy(), items.column("y").to_numpy()])
+    assert np.isfinite(xy).all() and items.num_rows == 150
+
+
+def test_a_too_small_sample_is_an_input_error():
+    with pytest.raises(InputError) as info:
+        scoring_sample(500, 100, 1, seed=0)
+    assert info.value.field == "clusters.sample_size" and info.value.value == 1
+
+
+def test_default_threshold_keeps_ugallery_exact(repo_root):
+    import yaml
+
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    clusters = schema["properties"]["clusters"]["properties"]
+    assert clusters["exact_max_items"]["default"] >= 7742  # UGallery's catalogue: the paper's exact silhouette
+    assert scoring_sample(7742, clusters["exact_max_items"]["default"], clusters["sample_size"]["default"], 0) is None
+
+
+def test_the_clusters_do_not_depend_on_the_thread_count():
+    x = noise(3000, dim=12, seed=5)
+    one = cluster_embeddings(x, k=20, pca_dim=12, restarts=4, seed=0, threads=1)
+    two = cluster_embeddings(x, k=20, pca_dim=12, restarts=4, seed=0, threads=2)
+    assert one.restarts.equals(two.restarts)
+    np.testing.assert_array_equal(one.labels, two.labels)
+
+
+def test_the_stage_reads_the_matrix_one_row_group_at_a_time(tmp_path):
+    x, _ = blobs(n_per=40)
+    shuffled = np.random.default_rng(2).permutation(len(x))
+    write_parquet(embeddings_table(x, shuffled), tmp_path / "e.parquet", row_group_size=25)  # 5 groups
+    matrix = read_embeddings_matrix(tmp_path / "e.parquet")
+    np.testing.assert_array_equal(matrix, x)
+    np.testing.assert_array_equal(matrix, embeddings_matrix(read_table(tmp_path / "e.parquet")))
+    r1, a = cluster_items(embeddings_table(x, shuffled), k=3, pca_dim=4, restarts=2, seed=0)
+    r2, b = cluster_matrix(matrix, k=3, pca_dim=4, restarts=2, seed=0)
+    assert r1.equals(r2) and a.equals(b)
+
+
+def test_reading_a_bad_embeddings_file_names_it(tmp_path):
+    x, _ = blobs()
+    gap = embeddings_table(x).set_column(0, "item", pa.array(np.arange(len(x), dtype=np.int32) * 2))
+    write_parquet(gap, tmp_path / "gap.parquet")
+    write_parquet(embeddings_table(x).drop_columns(["embedding"]), tmp_path / "none.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    for name, field in (("gap.parquet", "item"), ("none.parquet", "embedding"), ("junk.parquet", None)):
+        with pytest.raises(InputError) as info:
+            read_embeddings_matrix(tmp_path / name)
+        assert info.value.file.endswith(name) and info.value.field == field

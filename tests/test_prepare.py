@@ -94,3 +94,33 @@ def test_input_files_follow_the_config(tmp_path):
     }
     with_file = {**real, "embeddings": str(tmp_path / "emb.npy")}
     assert input_files(with_file)["embeddings"] == str(tmp_path / "emb.npy")
+
+
+def test_big_embeddings_are_written_in_bounded_row_groups(built, tmp_path, monkeypatch):
+    import numpy as np
+
+    import curatornet.data.prepare as prepare
+
+    _, canonical = built
+    assert prepare.embedding_rows_per_group(np.empty((0, 2048), np.float32)) == 8192  # 64 MB of 2048-d rows
+    monkeypatch.setattr(prepare, "EMBEDDING_ROW_GROUP_BYTES", 16 * 4 * 100)  # 100 rows of 16 floats
+    write_canonical(canonical, *(tmp_path / name for name in NAMES))
+    metadata = pq.ParquetFile(tmp_path / "embeddings.parquet").metadata
+    assert len(canonical.embeddings) == 400 and metadata.num_row_groups == 4
+    table = pq.read_table(tmp_path / "embeddings.parquet")
+    assert (embeddings_matrix(table) == canonical.embeddings).all()
+
+
+def test_embeddings_matrix_sorts_rows_by_item_across_chunks(built):
+    import numpy as np
+    import pyarrow as pa
+
+    _, canonical = built
+    n, dim = canonical.embeddings.shape
+    shuffled = np.random.default_rng(0).permutation(n)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(canonical.embeddings[shuffled].reshape(-1)), dim)
+    table = pa.table({"item": pa.array(shuffled.astype(np.int32)), "embedding": column})
+    chunked = pa.concat_tables([table.slice(0, 7), table.slice(7, 100), table.slice(107)])  # uneven chunks
+    assert chunked.column("embedding").num_chunks == 3
+    matrix = embeddings_matrix(chunked)
+    assert matrix.dtype == np.float32 and (matrix == canonical.embeddings).all()

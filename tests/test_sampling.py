@@ -302,6 +302,51 @@ def test_exact_negative_draw_when_rejection_fails():
     assert set(negatives.tolist()) == {49}
 
 
+def random_market(n_users: int, n_items: int, n_artists: int, n_clusters: int, seed: int = 0) -> SamplingData:
+    """Random purchases (1-6 items per user) over a catalogue with random artists and clusters."""
+    rng = np.random.default_rng(seed)
+    items = pd.DataFrame({"item": np.arange(n_items), "artist_id": rng.integers(0, n_artists, n_items).astype(str)})
+    clusters = pd.DataFrame({"item": np.arange(n_items), "cluster": rng.integers(0, n_clusters, n_items)})
+    per_user = rng.integers(1, 7, n_users)
+    user = np.repeat(np.arange(n_users), per_user)
+    purchases = pd.DataFrame(
+        {"user": user, "item": rng.integers(0, n_items, len(user)), "basket": rng.integers(0, 3, len(user))}
+    ).assign(split="train")
+    return SamplingData.from_tables(items, purchases, clusters)
+
+
+@pytest.mark.parametrize("admissible", [True, False])
+def test_negative_counts_and_lookups_match_the_allowed_matrix(data, admissible):
+    for market in (data, random_market(300, 500, 40, 12)):
+        sampler = NegativeSampler(market, admissible)
+        users = np.arange(market.n_users)
+        allowed = sampler.allowed(users)
+        np.testing.assert_array_equal(sampler.counts(), allowed.sum(axis=1))
+        grid_users, grid_items = np.divmod(np.arange(market.n_users * market.n_items), market.n_items)
+        np.testing.assert_array_equal(sampler.is_allowed(grid_users, grid_items), allowed.reshape(-1))
+    # the reference sets of the hand-made data agree too
+    sampler = NegativeSampler(data, admissible=True)
+    for u in REF.owned:
+        expected = [j for j in range(N_ITEMS) if REF.admissible(u, j)]
+        assert np.flatnonzero(sampler.allowed(np.array([u]))[0]).tolist() == expected
+
+
+def test_negative_sampler_memory_grows_with_purchases_not_users_times_artists():
+    import tracemalloc
+
+    market = random_market(20_000, 20_000, 20_000, 100)  # a dense users x artists table: 400 MB
+    tracemalloc.start()
+    try:
+        sampler = NegativeSampler(market, admissible=True)
+        counts = sampler.counts()
+        negatives = sampler.sample(np.random.default_rng(0), np.arange(market.n_users))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.0f} MB"
+    assert (counts > 0).all() and sampler.is_allowed(np.arange(market.n_users), negatives).all()
+
+
 @pytest.mark.parametrize(
     "purchases_change, field",
     [

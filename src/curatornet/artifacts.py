@@ -7,10 +7,14 @@ change of the workflow's public interface.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curatornet.errors import InputError
 
 #: Sampling guidelines D1-D6 of the paper (section 3.5), in the paper's order.
 GUIDELINES: tuple[str, ...] = (
@@ -90,12 +94,82 @@ def l2_label(value: float) -> str:
 
 
 def embeddings_matrix(table: pa.Table) -> np.ndarray:
-    """(n_items, dim) float32 matrix from an embeddings table sorted by item."""
-    order = np.argsort(table.column("item").to_numpy())
-    column = table.column("embedding").combine_chunks()
-    dim = column.type.list_size
-    flat = column.flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(-1, dim)[order].astype(np.float32, copy=False)
+    """(n_items, dim) float32 matrix from an embeddings table, rows sorted by item."""
+    column = table.column("embedding")
+    return matrix_from_chunks(table.column("item").to_numpy(), list(column.chunks), column.type.list_size)
+
+
+def check_embeddings(
+    column_names: Sequence[str], embedding_type: pa.DataType | None, items: np.ndarray | None, source: str | Path
+) -> None:
+    """An embeddings table's columns, vector type and dense ``item`` 0..N-1 (pass None to skip a part)."""
+    for column in ("item", "embedding"):
+        if column not in column_names:
+            raise InputError(source, column, list(column_names), "required column is missing")
+    if embedding_type is not None and not pa.types.is_fixed_size_list(embedding_type):
+        raise InputError(source, "embedding", str(embedding_type), "expected a fixed-size list")
+    if items is None:
+        return
+    items = np.sort(items)
+    if len(items) == 0:
+        raise InputError(source, "item", 0, "no items")
+    if items[0] != 0 or items[-1] != len(items) - 1 or np.any(np.diff(items) != 1):
+        bad = items[np.flatnonzero(np.diff(items) != 1)[:1]] if len(items) > 1 else items
+        raise InputError(source, "item", bad.tolist(), "item indexes must be unique and dense 0..N-1")
+
+
+def read_embeddings_matrix(path: str | Path) -> np.ndarray:
+    """The (n_items, dim) float32 matrix of an embeddings.parquet, rows sorted by item, checked.
+
+    Read one row group at a time into the matrix: reading the whole table first
+    peaked at almost three times the matrix's size.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, str(path), "file does not exist")
+    try:
+        reader = pq.ParquetFile(path)
+        schema = reader.schema_arrow
+        items = reader.read(columns=["item"]).column("item").to_numpy() if "item" in schema.names else None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(path, None, str(path), f"not a readable Parquet file ({exc})") from exc
+    embedding_type = schema.field("embedding").type if "embedding" in schema.names else None
+    check_embeddings(schema.names, embedding_type, items, path)
+    dim = embedding_type.list_size
+    order = np.argsort(items)
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    matrix = np.empty((len(items), dim), dtype=np.float32)
+    start = 0
+    for group in range(reader.num_row_groups):
+        column = reader.read_row_group(group, columns=["embedding"]).column("embedding")
+        stop = start + len(column)
+        matrix[position[start:stop]] = matrix_from_chunks(np.arange(len(column)), list(column.chunks), dim)
+        start = stop
+        del column
+    return matrix
+
+
+def matrix_from_chunks(items: np.ndarray, chunks: list[pa.Array], dim: int) -> np.ndarray:
+    """(len(items), dim) float32 matrix of fixed-size-list ``chunks`` (in table order), rows sorted by ``items``.
+
+    Filled chunk by chunk (a Parquet row group each), and every chunk is taken
+    off the list once copied: a caller that keeps no other reference to the
+    table frees it while the matrix fills, so the catalogue is never held twice.
+    """
+    order = np.argsort(items)
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))  # where each table row goes
+    matrix = np.empty((len(order), dim), dtype=np.float32)
+    start = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        stop = start + len(chunk)
+        matrix[position[start:stop]] = chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        start = stop
+        del chunk
+        pa.default_memory_pool().release_unused()
+    return matrix
 
 
 def catalogue_fingerprint(item_ids: Iterable[str]) -> str:

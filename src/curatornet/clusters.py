@@ -5,12 +5,33 @@ with k-means restarted several times, each restart with its own seed; the
 restart with the highest silhouette coefficient (Euclidean, on the PCA points)
 is kept. A 2-D map of the items is made for the cluster figure (the paper used
 UMAP; here the first two principal components, or t-SNE on the first 50).
+
+Scaling. The exact silhouette compares every pair of items, so its cost grows
+with the square of the catalogue. Up to ``exact_max_items`` items (config
+``clusters.exact_max_items``; UGallery's 7,742 items are below the default)
+every restart is scored on all items, as in the paper, and t-SNE maps every
+item. Above it, one seeded sample of ``sample_size`` items (config
+``clusters.sample_size``, drawn from ``clusters.seed``) serves both:
+
+- every restart is scored by the silhouette of the sample (each sampled item
+  against the other sampled items, what scikit-learn's ``sample_size`` option
+  computes). The same sample for every restart makes the comparison between
+  restarts paired, and its distance matrix is computed once, so a restart
+  costs its k-means plus a cost that does not grow with the catalogue;
+- t-SNE maps the sampled items, and every other item is placed at the
+  inverse-distance-weighted mean of the map positions of its
+  ``MAP_NEIGHBOURS`` nearest sampled items, nearness measured in the space
+  t-SNE was given (the first 50 principal components). An item identical to a
+  sampled item lands exactly on it.
+
+k-means itself always runs on every item.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +43,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances, silhouette_score
 from threadpoolctl import threadpool_limits
 
-from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, embeddings_matrix
+from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, check_embeddings, matrix_from_chunks
 from curatornet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -36,6 +57,12 @@ TSNE_MAX_ITER = 500
 #: Largest item count for which the pairwise distance matrix (float32) is
 #: computed once and shared by all restarts' silhouettes (about 1 GB).
 PRECOMPUTED_SILHOUETTE_MAX_ITEMS = 16_000
+#: Sampled items whose map positions place an item left out of the t-SNE.
+MAP_NEIGHBOURS = 5
+#: Rows standardised at a time (bounds the float64 temporaries).
+STANDARDISE_CHUNK_ROWS = 8192
+#: Keeps the sample's random stream apart from the restarts' seeds.
+_SAMPLE_STREAM = 0x5A3
 
 RESTARTS_COLUMNS = ("restart", "seed", "silhouette", "inertia", "selected")
 
@@ -47,63 +74,121 @@ class Clustering:
     labels: np.ndarray  # int32 (n_items,), cluster of each item (row order of the input)
     restarts: pd.DataFrame  # one row per restart, see RESTARTS_COLUMNS
     points: np.ndarray  # float32 (n_items, pca_dim), the standardised PCA points
+    sample: np.ndarray | None = None  # sorted rows scored and mapped by t-SNE; None: every item (exact)
 
 
-def standardise(matrix: np.ndarray) -> np.ndarray:
-    """Z-score every dimension; constant dimensions become 0 instead of NaN."""
-    x = np.asarray(matrix, dtype=np.float64)
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
+def standardise(matrix: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """Z-score every dimension (float32); constant dimensions become 0 instead of NaN.
+
+    Statistics are accumulated in float64 over row chunks, so the float64
+    temporaries stay small whatever the catalogue's size. ``in_place``
+    overwrites a writable float32 ``matrix`` instead of allocating a copy.
+    """
+    x = np.asarray(matrix)
+    n, d = x.shape
+    chunks = [slice(lo, min(lo + STANDARDISE_CHUNK_ROWS, n)) for lo in range(0, n, STANDARDISE_CHUNK_ROWS)]
+    mean = np.zeros(d)
+    for rows in chunks:
+        mean += x[rows].sum(axis=0, dtype=np.float64)
+    mean /= max(n, 1)
+    variance = np.zeros(d)
+    for rows in chunks:
+        variance += np.square(x[rows] - mean).sum(axis=0)
+    std = np.sqrt(variance / max(n, 1))
     std[std == 0] = 1.0  # a constant dimension carries no information: centre it only
-    return ((x - mean) / std).astype(np.float32)
+    reuse = in_place and x.dtype == np.float32 and x.flags.writeable
+    out = x if reuse else np.empty((n, d), dtype=np.float32)
+    for rows in chunks:
+        out[rows] = (x[rows] - mean) / std
+    return out
 
 
 def reduce_dimensions(matrix: np.ndarray, pca_dim: int, seed: int) -> np.ndarray:
-    """PCA of the (already standardised) matrix to ``pca_dim`` components (fewer if it has fewer)."""
+    """PCA of the (already standardised) matrix to ``pca_dim`` components (fewer if it has fewer).
+
+    ``matrix`` may be overwritten (centred in place): pass a temporary.
+    """
     n, d = matrix.shape
     dim = min(pca_dim, n, d)
     if dim < pca_dim:
         log.warning("PCA to %d dimensions instead of %d: only %d items of dimension %d", dim, pca_dim, n, d)
-    pca = PCA(n_components=dim, random_state=seed)
+    pca = PCA(n_components=dim, random_state=seed, copy=False)  # no second copy of a big catalogue
     points = pca.fit_transform(matrix).astype(np.float32)
     log.info("PCA %d -> %d dimensions keeps %.1f%% of the variance", d, dim, 100 * pca.explained_variance_ratio_.sum())
     return points
 
 
-def kmeans_restarts(points: np.ndarray, k: int, restarts: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
+def scoring_sample(n_items: int, exact_max_items: int | None, sample_size: int | None, seed: int) -> np.ndarray | None:
+    """The sorted rows that score the restarts and feed t-SNE, or None for every item (exact).
+
+    None when the catalogue has at most ``exact_max_items`` items (or that is
+    None); otherwise ``min(sample_size, n_items)`` distinct rows drawn from
+    ``seed`` alone, so every restart and every rerun sees the same sample.
+    """
+    if exact_max_items is None or n_items <= exact_max_items:
+        return None
+    if sample_size is None or sample_size < 2:
+        raise InputError(None, "clusters.sample_size", sample_size, "sampled silhouette needs at least 2 items")
+    if sample_size >= n_items:
+        return None
+    rng = np.random.default_rng([int(seed), _SAMPLE_STREAM])
+    return np.sort(rng.choice(n_items, size=int(sample_size), replace=False))
+
+
+def _fit_restart(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float, int, float]:
+    """One k-means run on one thread: (labels, inertia, iterations, seconds)."""
+    start = time.perf_counter()
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
+    return model.labels_.astype(np.int32), float(model.inertia_), int(model.n_iter_), time.perf_counter() - start
+
+
+def kmeans_restarts(
+    points: np.ndarray, k: int, restarts: int, seed: int, sample: np.ndarray | None = None, threads: int = 1
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Run k-means ``restarts`` times (seed + r, one initialisation each); keep the best silhouette.
 
-    Returns the labels of the selected restart and a table with one row per
-    restart (restart, seed, silhouette, inertia, selected).
+    k-means clusters every point; the silhouette is that of all points, or of
+    the rows ``sample`` (the same for every restart) when given. Restarts run
+    side by side on ``threads`` threads, each restart on one: multi-threaded
+    k-means sums in an order that depends on the thread count, so this keeps
+    the labels the same whatever the core count, and on a busy machine no
+    thread idles at a barrier waiting for another. Returns the labels of the selected
+    restart and a table with one row per restart (restart, seed, silhouette,
+    inertia, selected).
     """
     n = len(points)
     if not 2 <= k < n:
         raise InputError(None, "clusters.k", k, f"k-means needs 2 <= k < number of items ({n})")
-    # The silhouette needs all pairwise distances; for UGallery-sized inputs
-    # computing them once is far cheaper than once per restart.
-    distances = pairwise_distances(points) if n <= PRECOMPUTED_SILHOUETTE_MAX_ITEMS else None
+    workers = max(1, min(int(threads), restarts))
+    # k-means++ seeding uses BLAS: one BLAS thread per restart too.
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = list(pool.map(lambda restart: _fit_restart(points, k, seed + restart), range(restarts)))
+    scored = points if sample is None else points[sample]
+    # The silhouette needs all pairwise distances of the scored points; while they
+    # fit in about 1 GB, computing them once is far cheaper than once per restart.
+    distances = pairwise_distances(scored) if len(scored) <= PRECOMPUTED_SILHOUETTE_MAX_ITEMS else None
     rows = []
     best_labels = None
     best_score = -np.inf
-    for restart in range(restarts):
-        run_seed = seed + restart
+    for restart, (labels, inertia, iterations, seconds) in enumerate(runs):
         start = time.perf_counter()
-        model = KMeans(n_clusters=k, n_init=1, random_state=run_seed).fit(points)
-        labels = model.labels_.astype(np.int32)
-        if np.unique(labels).size < 2:
+        scored_labels = labels if sample is None else labels[sample]
+        if np.unique(scored_labels).size < 2:
             score = -1.0  # degenerate clustering: worst possible silhouette
         elif distances is not None:
-            score = float(silhouette_score(distances, labels, metric="precomputed"))
+            score = float(silhouette_score(distances, scored_labels, metric="precomputed"))
         else:
-            score = float(silhouette_score(points, labels, metric="euclidean"))
-        rows.append((restart, run_seed, score, float(model.inertia_)))
+            score = float(silhouette_score(scored, scored_labels, metric="euclidean"))
+        rows.append((restart, seed + restart, score, inertia))
         log.info(
-            "restart %d (seed %d): silhouette %.4f, inertia %.1f, %d iterations, %.1f s",
+            "restart %d (seed %d): silhouette %.4f, inertia %.1f, %d iterations, k-means %.1f s, silhouette %.1f s",
             restart,
-            run_seed,
+            seed + restart,
             score,
-            model.inertia_,
-            model.n_iter_,
+            inertia,
+            iterations,
+            seconds,
             time.perf_counter() - start,
         )
         if score > best_score:  # strict: ties keep the earliest restart
@@ -116,8 +201,37 @@ def kmeans_restarts(points: np.ndarray, k: int, restarts: int, seed: int) -> tup
     return best_labels, table
 
 
-def map_items(points: np.ndarray, method: str, seed: int, threads: int = 1) -> np.ndarray:
-    """2-D coordinates (float32, n x 2) of the items for the cluster figure."""
+def place_by_neighbours(points: np.ndarray, anchors: np.ndarray, anchor_xy: np.ndarray) -> np.ndarray:
+    """Map positions (float32, n x 2) of every point, given those of the rows ``anchors``.
+
+    Anchors keep their positions; every other point goes to the
+    inverse-distance-weighted mean of its ``MAP_NEIGHBOURS`` nearest anchors
+    (onto an anchor it coincides with).
+    """
+    from sklearn.neighbors import NearestNeighbors  # imported here: only the sampled map needs it
+
+    xy = np.empty((len(points), 2), dtype=np.float32)
+    xy[anchors] = anchor_xy
+    others = np.setdiff1d(np.arange(len(points)), anchors, assume_unique=True)
+    if len(others) == 0:
+        return xy
+    index = NearestNeighbors(n_neighbors=min(MAP_NEIGHBOURS, len(anchors)), algorithm="brute")
+    distance, nearest = index.fit(points[anchors]).kneighbors(points[others])
+    coincide = distance <= 0
+    weight = np.where(coincide.any(axis=1, keepdims=True), coincide, 1.0 / np.maximum(distance, 1e-30))
+    weight /= weight.sum(axis=1, keepdims=True)
+    xy[others] = np.einsum("nk,nkc->nc", weight, anchor_xy[nearest].astype(np.float64))
+    return xy
+
+
+def map_items(
+    points: np.ndarray, method: str, seed: int, threads: int = 1, sample: np.ndarray | None = None
+) -> np.ndarray:
+    """2-D coordinates (float32, n x 2) of every item for the cluster figure.
+
+    With ``sample`` (sorted rows), t-SNE maps only those and the others are
+    placed by :func:`place_by_neighbours`; the PCA map needs no sample.
+    """
     if method not in MAP_METHODS:
         raise InputError(None, "clusters.map_method", method, f"unknown map method, expected one of {MAP_METHODS}")
     if method == "pca" or len(points) < 5:
@@ -127,8 +241,9 @@ def map_items(points: np.ndarray, method: str, seed: int, threads: int = 1) -> n
         return np.ascontiguousarray(xy, dtype=np.float32)
     from sklearn.manifold import TSNE  # imported here: only this method needs it
 
-    data = points[:, : min(TSNE_INPUT_DIM, points.shape[1])]
-    perplexity = min(30.0, (len(points) - 1) / 3.0)  # t-SNE requires perplexity < n
+    data = np.ascontiguousarray(points[:, : min(TSNE_INPUT_DIM, points.shape[1])])
+    mapped = data if sample is None else data[sample]
+    perplexity = min(30.0, (len(mapped) - 1) / 3.0)  # t-SNE requires perplexity < n
     tsne = TSNE(
         n_components=2,
         perplexity=perplexity,
@@ -137,19 +252,80 @@ def map_items(points: np.ndarray, method: str, seed: int, threads: int = 1) -> n
         max_iter=TSNE_MAX_ITER,
         n_jobs=threads,
     )
-    return tsne.fit_transform(data).astype(np.float32)
+    xy = tsne.fit_transform(mapped).astype(np.float32)
+    if sample is None:
+        return xy
+    return place_by_neighbours(data, sample, xy)
+
+
+def project(matrix: np.ndarray, pca_dim: int, seed: int, threads: int = 1, overwrite: bool = False) -> np.ndarray:
+    """The standardised PCA points (float32, n x pca_dim) of the embeddings ``matrix``.
+
+    ``overwrite`` lets the standardisation reuse ``matrix`` (a float32 array
+    the caller no longer needs), which saves a copy of the catalogue.
+    """
+    with threadpool_limits(limits=max(1, int(threads))):
+        return reduce_dimensions(standardise(matrix, in_place=overwrite), pca_dim, seed)
+
+
+def cluster_points(
+    points: np.ndarray,
+    k: int,
+    restarts: int,
+    seed: int,
+    threads: int = 1,
+    exact_max_items: int | None = None,
+    sample_size: int | None = None,
+) -> Clustering:
+    """k-means with restarts on the PCA points, each scored exactly or on the sample (module docstring)."""
+    if restarts < 1:
+        raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
+    sample = scoring_sample(len(points), exact_max_items, sample_size, seed)
+    if sample is None:
+        log.info("silhouette: exact, over all %d items (exact_max_items %s)", len(points), exact_max_items)
+    else:
+        log.info(
+            "silhouette: sampled, %d of %d items drawn from seed %d, the same for every restart "
+            "(the catalogue exceeds exact_max_items %d)",
+            len(sample),
+            len(points),
+            seed,
+            exact_max_items,
+        )
+    with threadpool_limits(limits=max(1, int(threads))):
+        labels, table = kmeans_restarts(points, k, restarts, seed, sample, threads)
+    return Clustering(labels=labels, restarts=table, points=points, sample=sample)
 
 
 def cluster_embeddings(
-    matrix: np.ndarray, k: int, pca_dim: int, restarts: int, seed: int, threads: int = 1
+    matrix: np.ndarray,
+    k: int,
+    pca_dim: int,
+    restarts: int,
+    seed: int,
+    threads: int = 1,
+    exact_max_items: int | None = None,
+    sample_size: int | None = None,
+    overwrite: bool = False,
 ) -> Clustering:
-    """Standardise, PCA and k-means with restarts (see the module docstring)."""
+    """Standardise, PCA and k-means with restarts (see the module docstring).
+
+    ``exact_max_items=None`` scores every restart on all items whatever the
+    size; ``overwrite``: see :func:`project`.
+    """
     if restarts < 1:
         raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
-    with threadpool_limits(limits=max(1, int(threads))):
-        points = reduce_dimensions(standardise(matrix), pca_dim, seed)
-        labels, table = kmeans_restarts(points, k, restarts, seed)
-    return Clustering(labels=labels, restarts=table, points=points)
+    points = project(matrix, pca_dim, seed, threads, overwrite)
+    return cluster_points(points, k, restarts, seed, threads, exact_max_items, sample_size)
+
+
+def _first_non_finite_row(matrix: np.ndarray) -> int | None:
+    """Index of the first row holding NaN or inf (checked in chunks: no full-size mask)."""
+    for lo in range(0, len(matrix), STANDARDISE_CHUNK_ROWS):
+        bad = ~np.isfinite(matrix[lo : lo + STANDARDISE_CHUNK_ROWS]).all(axis=1)
+        if bad.any():
+            return lo + int(np.flatnonzero(bad)[0])
+    return None
 
 
 def cluster_items(
@@ -161,37 +337,82 @@ def cluster_items(
     map_method: str = "pca",
     threads: int = 1,
     source: str | Path = "embeddings.parquet",
+    exact_max_items: int | None = None,
+    sample_size: int | None = None,
 ) -> tuple[pd.DataFrame, pa.Table]:
-    """The `clusters` stage: (restarts table, items table with item, cluster, x, y)."""
-    for column in ("item", "embedding"):
-        if column not in embeddings.column_names:
-            raise InputError(source, column, embeddings.column_names, "required column is missing")
-    items = np.sort(embeddings.column("item").to_numpy())
-    if len(items) == 0:
-        raise InputError(source, "item", 0, "no items")
-    if items[0] != 0 or items[-1] != len(items) - 1 or np.any(np.diff(items) != 1):
-        bad = items[np.flatnonzero(np.diff(items) != 1)[:1]] if len(items) > 1 else items
-        raise InputError(source, "item", bad.tolist(), "item indexes must be unique and dense 0..N-1")
-    if not pa.types.is_fixed_size_list(embeddings.column("embedding").type):
-        raise InputError(source, "embedding", str(embeddings.column("embedding").type), "expected a fixed-size list")
-    matrix = embeddings_matrix(embeddings)
-    if not np.isfinite(matrix).all():
-        row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
+    """The `clusters` stage on an embeddings table: see :func:`cluster_matrix`."""
+    column_names = embeddings.column_names
+    embedding_type = embeddings.column("embedding").type if "embedding" in column_names else None
+    items = embeddings.column("item").to_numpy() if "item" in column_names else None
+    check_embeddings(column_names, embedding_type, items, source)
+    chunks = list(embeddings.column("embedding").chunks)
+    # The caller passes a table it no longer needs: each chunk is freed once copied.
+    del embeddings
+    return cluster_matrix(
+        matrix_from_chunks(items, chunks, embedding_type.list_size),  # no name here: cluster_matrix frees it
+        k,
+        pca_dim,
+        restarts,
+        seed,
+        map_method,
+        threads,
+        source,
+        exact_max_items,
+        sample_size,
+    )
+
+
+def cluster_matrix(
+    matrix: np.ndarray,
+    k: int,
+    pca_dim: int,
+    restarts: int,
+    seed: int,
+    map_method: str = "pca",
+    threads: int = 1,
+    source: str | Path = "embeddings.parquet",
+    exact_max_items: int | None = None,
+    sample_size: int | None = None,
+) -> tuple[pd.DataFrame, pa.Table]:
+    """The `clusters` stage: (restarts table, items table with item, cluster, x, y).
+
+    ``matrix`` is the float32 (n_items, dim) catalogue in item order (see
+    :func:`curatornet.artifacts.read_embeddings_matrix`); it is standardised in
+    place. ``exact_max_items`` and ``sample_size``: see the module docstring
+    (None: always exact).
+    """
+    row = _first_non_finite_row(matrix)
+    if row is not None:
         raise InputError(source, "embedding", f"item {row}", "embedding has NaN or infinite values")
+    if restarts < 1:
+        raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
     start = time.perf_counter()
-    result = cluster_embeddings(matrix, k, pca_dim, restarts, seed, threads)
-    log.info("clustering of %d items took %.1f s", len(matrix), time.perf_counter() - start)
+    points = project(matrix, pca_dim, seed, threads, overwrite=True)
+    del matrix  # the caller passes a matrix it no longer needs: only the PCA points are used from here on
+    result = cluster_points(points, k, restarts, seed, threads, exact_max_items, sample_size)
+    log.info("clustering of %d items took %.1f s", len(result.labels), time.perf_counter() - start)
     start = time.perf_counter()
     with threadpool_limits(limits=max(1, int(threads))):
-        xy = map_items(result.points, map_method, seed, threads)
+        xy = map_items(result.points, map_method, seed, threads, result.sample)
+    if map_method == "pca-tsne" and result.sample is not None:
+        log.info(
+            "map: t-SNE of the %d sampled items; the other %d placed at the weighted mean of their %d nearest "
+            "sampled items",
+            len(result.sample),
+            len(xy) - len(result.sample),
+            MAP_NEIGHBOURS,
+        )
+    else:
+        log.info("map: %s of all %d items", map_method, len(xy))
     log.info("%s map took %.1f s", map_method, time.perf_counter() - start)
     selected = result.restarts.loc[result.restarts["selected"]].iloc[0]
     log.info(
         "selected restart %d (seed %d), silhouette %.4f", selected["restart"], selected["seed"], selected["silhouette"]
     )
+    n_items = len(result.labels)
     table = pa.table(
         {
-            "item": pa.array(np.arange(len(matrix), dtype=np.int32)),
+            "item": pa.array(np.arange(n_items, dtype=np.int32)),
             "cluster": pa.array(result.labels.astype(np.int32)),
             "x": pa.array(xy[:, 0]),
             "y": pa.array(xy[:, 1]),

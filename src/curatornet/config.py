@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from curatornet.data.images import RANDOM_WEIGHTS, list_images
 from curatornet.errors import InputError
 
 CONFIG_NAME = "config"
@@ -133,6 +134,21 @@ def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
     embeddings = dataset.get("embeddings", "synthetic")
     if embeddings != "synthetic" and not Path(embeddings).is_file():
         raise InputError(source, "dataset.embeddings", embeddings, "embeddings file does not exist")
+    images = dataset.get("images")
+    if images:
+        list_images(images)  # a missing or empty folder, or a stray file, fails before any job starts
+        if embeddings != "synthetic":
+            raise InputError(
+                source, "dataset.embeddings", embeddings, "dataset.images gives the embeddings: leave this 'synthetic'"
+            )
+        weights = dataset.get("image_weights")
+        if weights != RANDOM_WEIGHTS and not (weights and Path(weights).expanduser().is_file()):
+            raise InputError(
+                source,
+                "dataset.image_weights",
+                weights,
+                "ResNet50 weights file does not exist (README: how to get it once; 'random' only for tests)",
+            )
     clusters = config.get("clusters", {})
     k = clusters.get("k", 2)
     if k < 2:

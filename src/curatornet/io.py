@@ -42,13 +42,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_parquet(data: pd.DataFrame | pa.Table, path: str | Path, schema: pa.Schema | None = None) -> None:
-    """Write a DataFrame or Table to Parquet atomically, cast to ``schema`` when given."""
+def write_parquet(
+    data: pd.DataFrame | pa.Table, path: str | Path, schema: pa.Schema | None = None, row_group_size: int | None = None
+) -> None:
+    """Write a DataFrame or Table to Parquet atomically, cast to ``schema`` when given.
+
+    ``row_group_size`` (rows) bounds what a reader decodes at once (default: Arrow's).
+    """
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     if schema is not None:
         table = table.select(schema.names).cast(schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, row_group_size=row_group_size)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs) -> None:
@@ -72,6 +77,9 @@ def read_table(path: str | Path, required: Sequence[str] = ()) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, None, str(path), f"not a readable Parquet file ({exc})") from exc
+    # Decoding leaves freed buffers in Arrow's allocator, several times the table's
+    # size for a big embeddings file: hand them back to the system.
+    pa.default_memory_pool().release_unused()
     for column in required:
         if column not in table.column_names:
             raise InputError(path, column, table.column_names, "required column is missing")

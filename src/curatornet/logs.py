@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import resource
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,20 +14,54 @@ from curatornet.errors import InputError
 
 log = logging.getLogger("curatornet")
 
+#: The line every job's log ends with; benchmarks/bench_scale.py reads it.
+PEAK_MEMORY_MESSAGE = "peak memory of this process: %d MB (max RSS), CPU time %.1f s"
+
+LOG_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+
+#: The log file of this process's job, which gets the peak-memory line at exit.
+_job_log_file: Path | None = None
+
+
+def log_peak_memory() -> None:
+    """Append the process's peak resident memory and CPU time to the job's log file.
+
+    Snakemake's own benchmark samples both and can miss a peak; the CPU time
+    also tells how much of a job's wall time a busy machine took away. Written
+    to the file directly: at exit the logging handlers may already be closed.
+    """
+    if _job_log_file is None:
+        return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = usage.ru_maxrss // 1024  # Linux reports KiB
+    args = (peak_mb, usage.ru_utime + usage.ru_stime)
+    record = logging.LogRecord(log.name, logging.INFO, __file__, 0, PEAK_MEMORY_MESSAGE, args, None)
+    try:
+        with open(_job_log_file, "a", encoding="utf-8") as handle:
+            handle.write(LOG_FORMAT.format(record) + "\n")
+    except OSError:
+        pass  # the log's folder is gone (a test's temporary folder): nothing to report to
+
 
 def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Send the package's log records to ``log_file`` (and stderr), replacing earlier handlers."""
+    """Send the package's log records to ``log_file`` (and stderr), replacing earlier handlers.
+
+    With a log file (a workflow job), the process's peak memory is appended to it when it exits.
+    """
+    global _job_log_file
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
+        if _job_log_file is None:
+            atexit.register(log_peak_memory)
+        _job_log_file = Path(log_file)
     for handler in handlers:
-        handler.setFormatter(fmt)
+        handler.setFormatter(LOG_FORMAT)
         root.addHandler(handler)
     root.setLevel(level)
     return log

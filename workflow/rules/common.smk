@@ -16,6 +16,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("P
 from curatornet.artifacts import BASELINES, BPR_SHARD, GUIDELINES, MODELS, RANDOM_SHARD, SAMPLINGS, SHARDS, l2_label
 from curatornet.config import validate_config
 from curatornet.data import layout as data_layout
+from curatornet.data.images import embed_images_inputs as image_inputs
 from curatornet.evaluation.evaluate import baseline_settings
 from curatornet.models.settings import triplet_set
 from curatornet.sampling import plan as triplet_plan
@@ -26,6 +27,8 @@ from curatornet.sampling import plan as triplet_plan
 
 #: The folder the generator writes the synthetic data set to (file names: curatornet.data.layout).
 RAW_DIR = "results/data/raw"
+#: What rule embed_images makes of the folder dataset.images (when that key is set).
+IMAGE_EMBEDDINGS = "results/data/images/resnet50_embeddings.npy"
 #: One trained run inside a path: every model directory, evaluation run, log and
 #: benchmark of a run uses it (and training_runs() fills it in).
 RUN = "{model}/{sampling}/l2_{l2}/seed_{seed}"
@@ -114,8 +117,13 @@ def model_dirs():
 
 
 def prepare_data_inputs(wildcards):
-    """The generator's files, or the configured folder's files (+ a configured embeddings .npy)."""
-    return data_layout.input_files(config["dataset"], RAW_DIR)
+    """The generator's files, or the configured folder's files (+ a configured or image embeddings .npy)."""
+    return data_layout.input_files(config["dataset"], RAW_DIR, IMAGE_EMBEDDINGS)
+
+
+def embed_images_inputs(wildcards):
+    """The inventory, every image of dataset.images and the weights file (unless random)."""
+    return image_inputs(config["dataset"], RAW_DIR)
 
 
 def shard_inputs(wildcards):

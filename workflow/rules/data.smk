@@ -1,6 +1,7 @@
 # Data stage: generate the UGallery-like data set (synthetic format only) and build
 # the canonical artifacts from it or from the real UGallery files.
 # Logic: curatornet.data.
+from curatornet.data.images import RANDOM_WEIGHTS  # no TensorFlow: that waits for the job
 
 DATA_SCALE = float(config["dataset"]["synthetic"]["scale"])
 
@@ -29,6 +30,32 @@ rule generate_data:
         "../scripts/generate_data.py"
 
 
+rule embed_images:
+    """ResNet50 embeddings of the item images in dataset.images (runs only when that key is set)."""
+    input:
+        unpack(embed_images_inputs),
+    output:
+        embeddings=IMAGE_EMBEDDINGS,
+    log:
+        "logs/data/embed_images.log",
+    benchmark:
+        "benchmarks/results/data/embed_images.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 4
+    resources:
+        mem_mb=per_attempt(4000),
+        # ResNet50 embedded 12 images/s on two busy cores: 300 a minute leaves a margin
+        runtime=lambda wildcards, input, attempt: attempt * (10 + len(input.images) // 300),
+    params:
+        images=config["dataset"]["images"],
+        weights=config["dataset"]["image_weights"],
+        # Only random weights depend on the seed: a new seed must not recompute ImageNet features.
+        random_seed=config["seed"] if config["dataset"]["image_weights"] == RANDOM_WEIGHTS else None,
+    script:
+        "../scripts/embed_images.py"
+
+
 rule prepare_data:
     input:
         unpack(prepare_data_inputs),
@@ -52,5 +79,6 @@ rule prepare_data:
         dataset=config["dataset"],
         seed=config["seed"],
         raw_dir=RAW_DIR,
+        image_embeddings=IMAGE_EMBEDDINGS,
     script:
         "../scripts/prepare_data.py"

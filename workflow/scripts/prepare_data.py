@@ -10,7 +10,9 @@ from curatornet.logs import logged_job
 def main(snakemake) -> None:
     with logged_job(snakemake.log[0]) as log:
         params, output = snakemake.params, snakemake.output
-        data = prepare_dataset(params.dataset, int(params.seed), raw_dir=params.raw_dir)
+        data = prepare_dataset(
+            params.dataset, int(params.seed), raw_dir=params.raw_dir, image_embeddings=params.image_embeddings
+        )
         write_canonical(data, output.item_table, output.embedding_table, output.purchase_table, output.stats)
         log.info("wrote %s, %s, %s and %s", *output)
 

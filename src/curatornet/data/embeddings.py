@@ -16,6 +16,7 @@ The release format is a NumPy object array of shape (N, 2) whose rows are
 from __future__ import annotations
 
 import copy
+import ctypes
 import logging
 import pickle
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Rows rendered at a time, which bounds the temporary memory of the projection.
 RENDER_CHUNK_ROWS = 4096
+#: Vectors copied out of a loaded .npy between two hand-backs of the freed memory.
+RELEASE_EVERY_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -219,13 +222,19 @@ def _row_items(item_ids: Sequence[str], chunks: Iterable[np.ndarray]) -> Iterato
             yield vector
 
 
-def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_embeddings_npy(
+    path: str | Path, expected_dim: int | None = None, item_ids: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Read and check a release-format .npy: returns (item ids as str, float32 matrix).
 
     Every vector must have the same length (``expected_dim`` when given,
     otherwise the most common length) and finite values; ids must be unique.
     A file that is not such an object array (truncated, garbage, a plain
     numeric matrix) is refused with an :class:`InputError`.
+    With ``item_ids`` the rows come out in that order (see
+    :func:`align_embeddings` for the rules); the matrix is filled row by row
+    while each loaded vector is released, so the file's vectors are never held
+    twice (at 100 times UGallery they are 6 GB).
     """
     path = Path(path)
     if not path.is_file():
@@ -262,31 +271,37 @@ def read_embeddings_npy(path: str | Path, expected_dim: int | None = None) -> tu
             int(lengths[first]),
             f"vector length differs from {dim} ({wrong.size} rows affected)",
         )
-    # Row by row, releasing each source vector: the file's objects and the matrix are never both whole.
-    matrix = np.empty((rows.shape[0], dim), dtype=np.float32)
-    for k in range(rows.shape[0]):
-        try:
-            matrix[k] = np.asarray(rows[k, 1], dtype=np.float32).reshape(-1)
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                path, f"embedding of item {ids[k]}", _short_repr(rows[k, 1]), "not a vector of numbers"
-            ) from exc
-        rows[k, 1] = None
-    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
-    if bad.size:
-        first = bad[0]
-        offending = matrix[first][~np.isfinite(matrix[first])][0]
-        raise InputError(
-            path,
-            f"embedding of item {ids[first]}",
-            float(offending),
-            f"vector holds NaN or inf ({bad.size} rows affected)",
-        )
     duplicated = pd.Index(ids).duplicated()
     if duplicated.any():
         raise InputError(path, "item_id", ids[np.flatnonzero(duplicated)[0]], "item id appears more than once")
+    source_rows = np.arange(len(ids)) if item_ids is None else _positions(ids, item_ids, path)
+    vectors = rows[:, 1]
+    matrix = np.empty((len(source_rows), dim), dtype=np.float32)
+    release = _heap_release()
+    for out_row, row in enumerate(source_rows):
+        try:
+            matrix[out_row] = np.asarray(vectors[row], dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                path, f"embedding of item {ids[row]}", _short_repr(vectors[row]), "not a vector of numbers"
+            ) from exc
+        vectors[row] = None  # release the loaded copy as soon as it is in the matrix
+        if out_row % RELEASE_EVERY_ROWS == RELEASE_EVERY_ROWS - 1:
+            release()
+    del rows, vectors
+    release()
+    bad = _first_non_finite_row(matrix)
+    if bad is not None:
+        offending = matrix[bad][~np.isfinite(matrix[bad])][0]
+        n_bad = sum(int((~np.isfinite(chunk).all(axis=1)).sum()) for chunk in _row_chunks(matrix))
+        raise InputError(
+            path,
+            f"embedding of item {ids[source_rows[bad]]}",
+            float(offending),
+            f"vector holds NaN or inf ({n_bad} rows affected)",
+        )
     log.info("read %d embeddings of dimension %d from %s", len(ids), dim, path)
-    return ids, matrix
+    return ids[source_rows], matrix
 
 
 def _short_repr(value, limit: int = 60) -> str:
@@ -312,14 +327,36 @@ def check_embeddings_vary(matrix: np.ndarray, item_ids: Sequence[str], source: s
         )
 
 
-def align_embeddings(
-    item_ids: Sequence[str], embedding_ids: np.ndarray, matrix: np.ndarray, source: str | Path
-) -> np.ndarray:
-    """Rows of ``matrix`` in the order of ``item_ids``; every item needs an embedding.
+def _heap_release():
+    """A function that hands freed heap pages back to the system (glibc), or does nothing.
 
-    Embeddings of items outside the inventory are dropped (the public release
-    has images of more items than were ever sold or listed).
+    The loaded vectors are small heap blocks: freeing them leaves holes that
+    glibc keeps resident unless asked to give them back.
     """
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+def _row_chunks(matrix: np.ndarray):
+    """Views of ``RENDER_CHUNK_ROWS`` rows: checks without a full-size temporary."""
+    for start in range(0, len(matrix), RENDER_CHUNK_ROWS):
+        yield matrix[start : start + RENDER_CHUNK_ROWS]
+
+
+def _first_non_finite_row(matrix: np.ndarray) -> int | None:
+    for index, chunk in enumerate(_row_chunks(matrix)):
+        bad = ~np.isfinite(chunk).all(axis=1)
+        if bad.any():
+            return index * RENDER_CHUNK_ROWS + int(np.flatnonzero(bad)[0])
+    return None
+
+
+def _positions(embedding_ids: np.ndarray, item_ids: Sequence[str], source: str | Path) -> np.ndarray:
+    """Row of ``embedding_ids`` for each of ``item_ids``; every item needs one."""
     item_ids = np.asarray(item_ids, dtype=object)
     position = pd.Index(embedding_ids).get_indexer(pd.Index(item_ids))
     missing = np.flatnonzero(position < 0)
@@ -330,4 +367,15 @@ def align_embeddings(
     extra = len(embedding_ids) - len(item_ids)
     if extra > 0:
         log.info("ignored %d embeddings of items outside the inventory", extra)
-    return matrix[position]
+    return position
+
+
+def align_embeddings(
+    item_ids: Sequence[str], embedding_ids: np.ndarray, matrix: np.ndarray, source: str | Path
+) -> np.ndarray:
+    """Rows of ``matrix`` in the order of ``item_ids``; every item needs an embedding.
+
+    Embeddings of items outside the inventory are dropped (the public release
+    has images of more items than were ever sold or listed).
+    """
+    return matrix[_positions(embedding_ids, item_ids, source)]

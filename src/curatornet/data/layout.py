@@ -19,6 +19,8 @@ from curatornet.errors import InputError
 RAW_INVENTORY = "ugallery_inventory.csv"
 RAW_PURCHASES = "ugallery_purchases.csv"
 RAW_EMBEDDINGS = "resnet50_embeddings.npy"
+#: ResNet50's pooled features (what rule embed_images makes of the folder dataset.images).
+IMAGE_EMBEDDING_DIM = 2048
 
 RESEARCH_SALES = "valid_sales.csv"
 RESEARCH_ARTWORKS = "valid_artworks.csv"
@@ -71,11 +73,20 @@ def data_folder(dataset: Mapping[str, Any], raw_dir: str | Path | None = None) -
     return Path(dataset["path"])
 
 
-def embeddings_file(dataset: Mapping[str, Any], raw_dir: str | Path | None = None) -> Path | None:
+def embeddings_file(
+    dataset: Mapping[str, Any], raw_dir: str | Path | None = None, image_embeddings: str | Path | None = None
+) -> Path | None:
     """The .npy to read, or None when embeddings are made up for real items.
 
-    A configured path always wins; the generated data set brings its own file.
+    Images (``dataset.images``, embedded into the file ``image_embeddings``) or
+    a configured path always win; the generated data set brings its own file.
     """
+    if dataset.get("images"):
+        if image_embeddings is None:
+            raise InputError(
+                None, "image_embeddings", None, "dataset.images is set: the path of the images' embeddings is needed"
+            )
+        return Path(image_embeddings)
     embeddings = dataset.get("embeddings", "synthetic")
     if embeddings != "synthetic":
         return Path(embeddings)
@@ -85,13 +96,17 @@ def embeddings_file(dataset: Mapping[str, Any], raw_dir: str | Path | None = Non
 
 
 def expected_embedding_dim(dataset: Mapping[str, Any]) -> int | None:
-    """The vector length to insist on: the generator's for its own file, else inferred from the file."""
+    """The vector length to insist on: the generator's for its own file, ResNet50's for images, else inferred."""
+    if dataset.get("images"):
+        return IMAGE_EMBEDDING_DIM
     if dataset.get("format", "synthetic") == "synthetic" and dataset.get("embeddings", "synthetic") == "synthetic":
         return int(dataset.get("synthetic", {}).get("embedding_dim", 2048))
     return None
 
 
-def input_files(dataset: Mapping[str, Any], raw_dir: str | Path | None = None) -> dict[str, str]:
+def input_files(
+    dataset: Mapping[str, Any], raw_dir: str | Path | None = None, image_embeddings: str | Path | None = None
+) -> dict[str, str]:
     """Named input files of ``prepare_data`` for the workflow (inventory, purchases, embeddings)."""
     if dataset.get("format", "synthetic") == "synthetic":
         folder = generated_folder(raw_dir)
@@ -99,7 +114,7 @@ def input_files(dataset: Mapping[str, Any], raw_dir: str | Path | None = None) -
     else:
         layout = find_layout(dataset["path"])
         files = {"inventory": str(layout.inventory), "purchases": str(layout.purchases)}
-    embeddings = embeddings_file(dataset, raw_dir)
+    embeddings = embeddings_file(dataset, raw_dir, image_embeddings)
     if embeddings is not None:
         files["embeddings"] = str(embeddings)
     return files

@@ -18,18 +18,16 @@ import pyarrow as pa
 
 from curatornet.artifacts import ITEMS_SCHEMA, PURCHASES_SCHEMA, embeddings_schema
 from curatornet.config import parse_reference_time
-from curatornet.data.embeddings import (
-    align_embeddings,
-    check_embeddings_vary,
-    read_embeddings_npy,
-    synthetic_embeddings,
-)
+from curatornet.data.embeddings import check_embeddings_vary, read_embeddings_npy, synthetic_embeddings
 from curatornet.data.layout import data_folder, embeddings_file, expected_embedding_dim
 from curatornet.data.stats import dataset_statistics, statistics_frame
 from curatornet.data.ugallery import RawDataset, load_ugallery
 from curatornet.io import write_csv, write_parquet
 
 log = logging.getLogger(__name__)
+
+#: Target size of a row group of embeddings.parquet (float32 values).
+EMBEDDING_ROW_GROUP_BYTES = 64 << 20
 
 
 @dataclass
@@ -75,17 +73,21 @@ def canonical_purchases(raw_purchases: pd.DataFrame, items: pd.DataFrame) -> pd.
 
 
 def load_embeddings(
-    dataset: Mapping[str, Any], items: pd.DataFrame, seed: int, raw_dir: str | Path | None = None
+    dataset: Mapping[str, Any],
+    items: pd.DataFrame,
+    seed: int,
+    raw_dir: str | Path | None = None,
+    image_embeddings: str | Path | None = None,
 ) -> np.ndarray:
-    """Embeddings in item order: read from the configured/generated .npy, or made up for real items."""
-    path = embeddings_file(dataset, raw_dir)
+    """Embeddings in item order: read from the configured/generated/images' .npy, or made up for real items."""
+    path = embeddings_file(dataset, raw_dir, image_embeddings)
     if path is None:
         dim = int(dataset.get("synthetic", {}).get("embedding_dim", 2048))
         return synthetic_embeddings(items["artist_id"], dim=dim, seed=seed)
-    ids, matrix = read_embeddings_npy(path, expected_embedding_dim(dataset))
-    aligned = align_embeddings(items["item_id"].to_numpy(), ids, matrix, path)
-    check_embeddings_vary(aligned, items["item_id"].to_numpy(), path)
-    return aligned
+    item_ids = items["item_id"].to_numpy()
+    _, matrix = read_embeddings_npy(path, expected_embedding_dim(dataset), item_ids=item_ids)
+    check_embeddings_vary(matrix, item_ids, path)
+    return matrix
 
 
 def build_canonical(raw: RawDataset, embeddings_for_items, seed: int | None = None) -> CanonicalData:
@@ -112,11 +114,17 @@ def reference_time(dataset: Mapping[str, Any]) -> pd.Timestamp:
     return pd.Timestamp(moment) if moment is not None else pd.Timestamp.now(tz="UTC").tz_convert(None)
 
 
-def prepare_dataset(dataset: Mapping[str, Any], seed: int, raw_dir: str | Path | None = None) -> CanonicalData:
+def prepare_dataset(
+    dataset: Mapping[str, Any],
+    seed: int,
+    raw_dir: str | Path | None = None,
+    image_embeddings: str | Path | None = None,
+) -> CanonicalData:
     """Load the configured data set (``dataset`` is the config's dataset section) and build its artifacts;
-    ``raw_dir`` is the folder of the generated data set (format synthetic)."""
+    ``raw_dir`` is the folder of the generated data set (format synthetic), ``image_embeddings``
+    the .npy that rule embed_images made of ``dataset.images``."""
     raw = load_ugallery(data_folder(dataset, raw_dir), reference_time(dataset))
-    return build_canonical(raw, lambda items: load_embeddings(dataset, items, seed, raw_dir))
+    return build_canonical(raw, lambda items: load_embeddings(dataset, items, seed, raw_dir, image_embeddings))
 
 
 def embeddings_table(embeddings: np.ndarray) -> pa.Table:
@@ -126,9 +134,21 @@ def embeddings_table(embeddings: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays([pa.array(np.arange(n_items, dtype=np.int32)), column], schema=embeddings_schema(dim))
 
 
+def embedding_rows_per_group(embeddings: np.ndarray) -> int:
+    """Rows of embeddings.parquet per row group: about ``EMBEDDING_ROW_GROUP_BYTES`` each.
+
+    A reader decodes one row group at a time; one group for a whole big catalogue
+    made reading it take several times the matrix's size.
+    """
+    row_bytes = max(1, embeddings.shape[1]) * 4
+    return max(1, EMBEDDING_ROW_GROUP_BYTES // row_bytes)
+
+
 def write_canonical(data: CanonicalData, items_path, embeddings_path, purchases_path, stats_path) -> None:
     """Write the four artifacts (each atomically)."""
     write_parquet(data.items, items_path, ITEMS_SCHEMA)
-    write_parquet(embeddings_table(data.embeddings), embeddings_path)
+    write_parquet(
+        embeddings_table(data.embeddings), embeddings_path, row_group_size=embedding_rows_per_group(data.embeddings)
+    )
     write_parquet(data.purchases, purchases_path, PURCHASES_SCHEMA)
     write_csv(statistics_frame(data.stats), stats_path)

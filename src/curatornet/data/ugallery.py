@@ -222,6 +222,13 @@ def check_consistency(items: pd.DataFrame, purchases: pd.DataFrame, layout: Layo
         )
 
 
+def load_inventory(folder: str | Path) -> tuple[pd.DataFrame, Path]:
+    """The inventory alone (item_id, artist_id, upload_time[, one_of_a_kind]) and the file it came from."""
+    layout = find_layout(folder)
+    loader = load_research_items if layout.kind == "research" else load_public_items
+    return loader(layout.inventory), layout.inventory
+
+
 def load_ugallery(folder: str | Path, reference_time: pd.Timestamp | None = None) -> RawDataset:
     """Load the UGallery files in ``folder``, whichever layout they use.
 
