@@ -329,18 +329,9 @@ def _first_non_finite_row(matrix: np.ndarray) -> int | None:
 
 
 def cluster_items(
-    embeddings: pa.Table,
-    k: int,
-    pca_dim: int,
-    restarts: int,
-    seed: int,
-    map_method: str = "pca",
-    threads: int = 1,
-    source: str | Path = "embeddings.parquet",
-    exact_max_items: int | None = None,
-    sample_size: int | None = None,
+    embeddings: pa.Table, *, source: str | Path = "embeddings.parquet", **options
 ) -> tuple[pd.DataFrame, pa.Table]:
-    """The `clusters` stage on an embeddings table: see :func:`cluster_matrix`."""
+    """The `clusters` stage on an embeddings table; ``options`` are those of :func:`cluster_matrix`."""
     column_names = embeddings.column_names
     embedding_type = embeddings.column("embedding").type if "embedding" in column_names else None
     items = embeddings.column("item").to_numpy() if "item" in column_names else None
@@ -348,18 +339,8 @@ def cluster_items(
     chunks = list(embeddings.column("embedding").chunks)
     # The caller passes a table it no longer needs: each chunk is freed once copied.
     del embeddings
-    return cluster_matrix(
-        matrix_from_chunks(items, chunks, embedding_type.list_size),  # no name here: cluster_matrix frees it
-        k,
-        pca_dim,
-        restarts,
-        seed,
-        map_method,
-        threads,
-        source,
-        exact_max_items,
-        sample_size,
-    )
+    # No name for the matrix here: cluster_matrix frees it after the PCA.
+    return cluster_matrix(matrix_from_chunks(items, chunks, embedding_type.list_size), source=source, **options)
 
 
 def cluster_matrix(
