@@ -32,7 +32,8 @@ def error_for(change) -> str:
     [
         (
             lambda c: c["clusters"].update(restars=3),
-            "field 'clusters.restars': unknown key; allowed here: k, pca_dim, restarts, seed, map_method, exact_max_items, sample_size (value: 3)",
+            "field 'clusters.restars': unknown key; allowed here: "
+            "k, pca_dim, restarts, seed, map_method, exact_max_items, sample_size (value: 3)",
         ),
         (
             lambda c: c["dataset"].update(format="parquet"),

@@ -227,7 +227,7 @@ class CaseTable:
         return len(self.user)
 
     def select(self, mask: np.ndarray) -> CaseTable:
-        pick = lambda a: None if a is None else a[mask]  # noqa: E731
+        pick = lambda a: None if a is None else a[mask]
         return CaseTable(
             self.user[mask],
             self.positive[mask],
@@ -259,7 +259,7 @@ class UserCaseSampler(GuidelineSampler):
     def draw(self, rng: np.random.Generator, n: int, max_profile: int | None) -> Triples:
         c = self.cases
         rows = rng.integers(0, len(c), size=n)
-        take = lambda a: None if a is None else a[rows]  # noqa: E731
+        take = lambda a: None if a is None else a[rows]
         offsets, values = build_profiles(
             rng, c.source, c.start[rows], c.length[rows], take(c.skip), take(c.keep), max_profile
         )
