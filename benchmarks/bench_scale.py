@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         dim = args.embedding_dim or 2048
         print(f"raw data: {args.tiles} markets at scale {args.scale / args.tiles:g} (generate_data will not run)")
         start = time.perf_counter()
-        write_tiled_raw(workdir / "results" / "raw", args.scale, args.tiles, dim, args.seed)
+        write_tiled_raw(workdir / "results" / "data" / "raw", args.scale, args.tiles, dim, args.seed)
         print(f"  written in {time.perf_counter() - start:.1f} s (not counted below)")
 
     command = [sys.executable, "-m", "snakemake", TARGET, "--cores", str(args.cores), "--configfile", *configs]
