@@ -165,7 +165,8 @@ def test_images_replace_the_embeddings_file(tmp_path):
 
 def overlay(tmp_path: Path, **dataset) -> Path:
     path = tmp_path / "images.yaml"
-    path.write_text(yaml.safe_dump({"dataset": dataset}))
+    # A shop of 6 items: k must stay below the item count (checked with the config).
+    path.write_text(yaml.safe_dump({"dataset": dataset, "clusters": {"k": 3}}))
     return path
 
 

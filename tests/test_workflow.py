@@ -90,7 +90,8 @@ def test_an_unknown_config_key_is_one_line_with_the_allowed_keys(tmp_path):
     output = config_error(tmp_path, {"clusters": {"k": 5, "restars": 3}})
     assert (
         f"file 'config/config.yaml + config/test.yaml + {tmp_path / 'bad.yaml'}', "
-        "field 'clusters.restars': unknown key; allowed here: k, pca_dim, restarts, seed, map_method (value: 3)"
+        "field 'clusters.restars': unknown key; allowed here: "
+        "k, pca_dim, restarts, seed, map_method, exact_max_items, sample_size (value: 3)"
     ) in output
     # ...and not the schema: no descriptions, no JSON-schema vocabulary.
     assert "additionalProperties" not in output and "description" not in output

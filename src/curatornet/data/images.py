@@ -151,7 +151,7 @@ def build_resnet50(weights: Path | None, seed: int, threads: int):
     """ResNet50 without its classifier, averaged over the image (2048 outputs)."""
     import keras
 
-    from curatornet.models.training import configure_tensorflow
+    from curatornet.models.environment import configure_tensorflow
 
     configure_tensorflow(threads, seed)
     if weights is None:
