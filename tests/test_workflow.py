@@ -124,6 +124,12 @@ def test_tiny_run_produces_the_report_and_every_method(tiny_run):
     assert "Table 2" in html or "table" in html.lower()
     for method in ("CuratorNet", "VBPR", "VisRank", "Oracle", "Random"):
         assert method.lower() in html.lower()
+    # The run-time table shows every stage that ran (the report cannot time itself).
+    runtimes = html[html.index('id="runtime"') :]
+    stages = {path.name for path in (tiny_run / "benchmarks/results").iterdir()} - {"report"}
+    assert stages == {"data", "clusters", "triplets", "models", "evaluation", "stats", "plots", "recommendations"}
+    for stage in stages:
+        assert f'<td class="text">{stage}</td>' in runtimes, stage
 
 
 @pytest.mark.slow

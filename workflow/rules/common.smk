@@ -180,11 +180,15 @@ def recommender_runs(wildcards):
     return model_runs(wildcards.recommender) if wildcards.recommender != "visrank" else []
 
 
-def batch_recommendations():
-    """The batch recommendations the config asks for (trained recommenders only when trained)."""
+def batch_recommenders():
+    """The recommenders the config asks batch recommendations of (trained ones only when trained)."""
     trained = {run["model"] for run in training_runs()}
-    wanted = [r for r in config["recommendations"]["recommenders"] if r == "visrank" or r in trained]
-    return [rules.recommend_batch.output.recommendations.format(recommender=r) for r in wanted]
+    return [r for r in config["recommendations"]["recommenders"] if r == "visrank" or r in trained]
+
+
+def batch_recommendations():
+    """The batch recommendations the config asks for."""
+    return [rules.recommend_batch.output.recommendations.format(recommender=r) for r in batch_recommenders()]
 
 
 def figure_inputs(wildcards):
@@ -232,6 +236,8 @@ def benchmark_files():
     files = []
     if config["dataset"]["format"] == "synthetic":
         files.append(rules.generate_data.benchmark)
+    if config["dataset"]["images"]:
+        files.append(rules.embed_images.benchmark)
     files += [rules.prepare_data.benchmark, rules.clusters.benchmark]
     files += [rules.sample_shard.benchmark.format(shard=shard) for shard in SHARDS]
     files.append(rules.dedup_triplets.benchmark)
@@ -242,4 +248,5 @@ def benchmark_files():
     files += [rules.evaluate_baseline.benchmark.format(baseline=b) for b in BASELINES]
     files += [rules.gather_evaluation.benchmark, rules.stats.benchmark]
     files += [rules.plot.benchmark.format(figure=figure) for figure in FIGURES]
+    files += [rules.recommend_batch.benchmark.format(recommender=r) for r in batch_recommenders()]
     return files
