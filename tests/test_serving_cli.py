@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from serving_helpers import make_data_folder, write_vbpr_dir
 
-from curatornet.cli import main
+from curatornet.cli import main, selected_model_dir
+from curatornet.errors import InputError
 from curatornet.serving.data import load_data
 from curatornet.serving.models import write_untrained_curatornet
 
@@ -39,6 +41,31 @@ def test_curatornet_recommends_in_numpy(world, capsys):
     assert lines[0] == "rank\titem_id\tartist_id\tscore" and len(lines) == 7
     scores = [float(line.split("\t")[3]) for line in lines[1:]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_models_folder_stands_for_the_run_selected_on_validation(world, tmp_path, capsys):
+    root, data_dir, data = world
+    models = tmp_path / "models"
+    # Two trained runs of CuratorNet; the selection prefers guidelines, λ 0.01, at seed 1.
+    chosen = models / "curatornet/guidelines/l2_0.01/seed_1"
+    other = models / "curatornet/random/l2_0.0001/seed_0"
+    for run_dir in (chosen, other):
+        shutil.copytree(root / "curatornet", run_dir)
+    (models / "selection.csv").write_text(
+        "model,sampling,l2,seeds,valid_auc,valid_auc_min,valid_auc_max,selected,best_seed\n"
+        "curatornet,guidelines,0.001,2,0.69,0.68,0.70,False,0\n"
+        "curatornet,guidelines,0.01,2,0.70,0.69,0.71,True,1\n"
+        "curatornet,random,0.0001,2,0.66,0.65,0.67,True,0\n"
+    )
+    assert selected_model_dir(models / "curatornet") == chosen
+    assert selected_model_dir(other) == other  # a run directory is taken as it is
+    profile = ",".join(data.item_ids[[1, 2]])
+    code, out, err = run(capsys, "--model", models / "curatornet", "--data", data_dir, "--items", profile, "--k", 3)
+    assert code == 0, err
+    assert f"the run selected on validation is {chosen}" in err and len(out.strip().splitlines()) == 4
+    with pytest.raises(InputError) as info:  # a model the selection never trained
+        selected_model_dir(models / "vbpr")
+    assert info.value.field == "model" and info.value.value == "vbpr"
 
 
 def test_vbpr_refuses_a_new_user_unless_folding_in(world, capsys):

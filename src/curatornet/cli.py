@@ -17,6 +17,30 @@ import numpy as np
 
 from curatornet.errors import InputError
 
+MODEL_HELP = (
+    "a trained run's directory (results/models/curatornet/guidelines/l2_0.01/seed_0), or a model's folder "
+    "(results/models/curatornet): the run selected on validation, from results/models/selection.csv"
+)
+
+
+def selected_model_dir(path: str | Path) -> Path:
+    """The trained run to load: ``path`` itself when it holds a model.json; for a model's
+    folder (``results/models/curatornet``), the run selected on the validation baskets, as
+    ``selection.csv`` beside the folder records it (best sampling and λ, best seed)."""
+    import pandas as pd
+
+    from curatornet.stats import serving_run
+
+    path = Path(path)
+    selection_file = path.parent / "selection.csv"
+    if (path / "model.json").exists() or not selection_file.exists():
+        return path  # a run directory, or not a workflow's layout: the loader names what is missing
+    run = serving_run(pd.read_csv(selection_file, dtype={"l2": str}), path.name)
+    chosen = path / run["sampling"] / f"l2_{run['l2']}" / f"seed_{run['seed']}"
+    print(f"{path}: the run selected on validation is {chosen}", file=sys.stderr)
+    return chosen
+
+
 # --------------------------------------------------------------------------- recommend
 
 
@@ -95,7 +119,7 @@ def add_recommend(subparsers) -> None:
         "recommend",
         help="top-k recommendations for a set of liked items (new users and new items need no retraining)",
     )
-    parser.add_argument("--model", required=True, help="trained model directory (results/models/...)")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--items", required=True, help="comma-separated item_ids of the profile")
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--data", default="results/data", help="folder with items.parquet and embeddings.parquet")
@@ -110,7 +134,8 @@ def add_recommend(subparsers) -> None:
 
 def run_recommend(args: argparse.Namespace) -> int:
     item_ids = [i.strip() for i in args.items.split(",") if i.strip()]
-    table = recommend(args.model, item_ids, args.k, args.data, args.new_items, fold_in=args.fold_in)
+    model = selected_model_dir(args.model)
+    table = recommend(model, item_ids, args.k, args.data, args.new_items, fold_in=args.fold_in)
     print("rank\titem_id\tartist_id\tscore")
     for row in table.itertuples(index=False):
         print(f"{row.rank}\t{row.item_id}\t{row.artist_id}\t{row.score:.6f}")
@@ -125,7 +150,7 @@ def add_serve(subparsers) -> None:
         "serve",
         help="recommendation service over HTTP (cold start, known users, new and sold items); docs at /docs",
     )
-    parser.add_argument("--model", required=True, help="trained model directory (results/models/...)")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--data", default="results/data", help="folder with items, embeddings and purchases")
     parser.add_argument("--db", help="SQLite file of catalogue changes (default: catalogue.sqlite in the model dir)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -148,7 +173,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from curatornet.serving.app import serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.model, args.data, args.db, args.host, args.port, args.index, args.vbpr_fold_in, args.log_level)
+    model = selected_model_dir(args.model)
+    serve(model, args.data, args.db, args.host, args.port, args.index, args.vbpr_fold_in, args.log_level)
     return 0
 
 
