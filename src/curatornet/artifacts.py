@@ -7,7 +7,7 @@ change of the workflow's public interface.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -135,41 +135,55 @@ def read_embeddings_matrix(path: str | Path) -> np.ndarray:
         raise InputError(path, None, str(path), f"not a readable Parquet file ({exc})") from exc
     embedding_type = schema.field("embedding").type if "embedding" in schema.names else None
     check_embeddings(schema.names, embedding_type, items, path)
-    dim = embedding_type.list_size
-    order = np.argsort(items)
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    matrix = np.empty((len(items), dim), dtype=np.float32)
-    start = 0
-    for group in range(reader.num_row_groups):
-        column = reader.read_row_group(group, columns=["embedding"]).column("embedding")
-        stop = start + len(column)
-        matrix[position[start:stop]] = matrix_from_chunks(np.arange(len(column)), list(column.chunks), dim)
-        start = stop
-        del column
-    return matrix
+    row_groups = (
+        chunk
+        for group in range(reader.num_row_groups)
+        for chunk in reader.read_row_group(group, columns=["embedding"]).column("embedding").chunks
+    )
+    return matrix_from_chunks(items, row_groups, embedding_type.list_size)
 
 
-def matrix_from_chunks(items: np.ndarray, chunks: list[pa.Array], dim: int) -> np.ndarray:
+def matrix_from_chunks(items: np.ndarray, chunks: Iterable[pa.Array], dim: int) -> np.ndarray:
     """(len(items), dim) float32 matrix of fixed-size-list ``chunks`` (in table order), rows sorted by ``items``.
 
-    Filled chunk by chunk (a Parquet row group each), and every chunk is taken
-    off the list once copied: a caller that keeps no other reference to the
-    table frees it while the matrix fills, so the catalogue is never held twice.
+    Filled chunk by chunk. Chunks from an iterator (a Parquet file's row groups)
+    or from a list, which is emptied as it goes, are freed once copied: a caller
+    that keeps no other reference to them never holds the catalogue twice.
     """
     order = np.argsort(items)
     position = np.empty_like(order)
     position[order] = np.arange(len(order))  # where each table row goes
     matrix = np.empty((len(order), dim), dtype=np.float32)
     start = 0
-    while chunks:
-        chunk = chunks.pop(0)
+    for chunk in _taken(chunks):
         stop = start + len(chunk)
         matrix[position[start:stop]] = chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
         start = stop
         del chunk
         pa.default_memory_pool().release_unused()
     return matrix
+
+
+def _taken(chunks: Iterable[pa.Array]) -> Iterator[pa.Array]:
+    """The chunks one by one; a list gives each up as it is yielded."""
+    if isinstance(chunks, list):
+        while chunks:
+            yield chunks.pop(0)
+    else:
+        yield from chunks
+
+
+#: Rows checked at a time by :func:`first_non_finite_row` (no full-size mask).
+FINITE_CHECK_ROWS = 8192
+
+
+def first_non_finite_row(matrix: np.ndarray) -> int | None:
+    """Index of the first row holding NaN or inf, or None (checked in chunks of rows)."""
+    for lo in range(0, len(matrix), FINITE_CHECK_ROWS):
+        bad = ~np.isfinite(matrix[lo : lo + FINITE_CHECK_ROWS]).all(axis=1)
+        if bad.any():
+            return lo + int(np.flatnonzero(bad)[0])
+    return None
 
 
 def catalogue_fingerprint(item_ids: Iterable[str]) -> str:

@@ -43,7 +43,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances, silhouette_score
 from threadpoolctl import threadpool_limits
 
-from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, check_embeddings, matrix_from_chunks
+from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, check_embeddings, first_non_finite_row, matrix_from_chunks
 from curatornet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -277,9 +277,10 @@ def cluster_points(
     exact_max_items: int | None = None,
     sample_size: int | None = None,
 ) -> Clustering:
-    """k-means with restarts on the PCA points, each scored exactly or on the sample (module docstring)."""
-    if restarts < 1:
-        raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
+    """k-means with restarts on the PCA points, each scored exactly or on the sample (module docstring).
+
+    Callers check ``restarts`` before the PCA, which is the expensive part to waste.
+    """
     sample = scoring_sample(len(points), exact_max_items, sample_size, seed)
     if sample is None:
         log.info("silhouette: exact, over all %d items (exact_max_items %s)", len(points), exact_max_items)
@@ -319,15 +320,6 @@ def cluster_embeddings(
     return cluster_points(points, k, restarts, seed, threads, exact_max_items, sample_size)
 
 
-def _first_non_finite_row(matrix: np.ndarray) -> int | None:
-    """Index of the first row holding NaN or inf (checked in chunks: no full-size mask)."""
-    for lo in range(0, len(matrix), STANDARDISE_CHUNK_ROWS):
-        bad = ~np.isfinite(matrix[lo : lo + STANDARDISE_CHUNK_ROWS]).all(axis=1)
-        if bad.any():
-            return lo + int(np.flatnonzero(bad)[0])
-    return None
-
-
 def cluster_items(
     embeddings: pa.Table, *, source: str | Path = "embeddings.parquet", **options
 ) -> tuple[pd.DataFrame, pa.Table]:
@@ -362,7 +354,7 @@ def cluster_matrix(
     place. ``exact_max_items`` and ``sample_size``: see the module docstring
     (None: always exact).
     """
-    row = _first_non_finite_row(matrix)
+    row = first_non_finite_row(matrix)
     if row is not None:
         raise InputError(source, "embedding", f"item {row}", "embedding has NaN or infinite values")
     if restarts < 1:

@@ -3,7 +3,7 @@
 Logic: curatornet.evaluation.evaluate; which baseline comes from the job's wildcards.
 """
 
-from curatornet.artifacts import embeddings_matrix
+from curatornet.artifacts import read_embeddings_matrix
 from curatornet.evaluation.cases import read_split_cases
 from curatornet.evaluation.evaluate import (
     baseline_scorer,
@@ -12,14 +12,13 @@ from curatornet.evaluation.evaluate import (
     gather_results,
     write_result,
 )
-from curatornet.io import read_table
 from curatornet.logs import logged_job
 
 
 def main(snakemake) -> None:
     with logged_job(snakemake.log[0]):
         inputs, baseline, settings = snakemake.input, snakemake.wildcards.baseline, snakemake.params.settings
-        embeddings = embeddings_matrix(read_table(inputs.embeddings, ["item", "embedding"]))
+        embeddings = read_embeddings_matrix(inputs.embeddings)
         scorer = baseline_scorer(baseline, embeddings, settings)
         results = []
         for cases in read_split_cases(inputs):

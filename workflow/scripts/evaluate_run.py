@@ -5,10 +5,9 @@ Logic: curatornet.evaluation.evaluate; the run's key comes from the job's wildca
 
 from pathlib import Path
 
-from curatornet.artifacts import embeddings_matrix
+from curatornet.artifacts import read_embeddings_matrix
 from curatornet.evaluation.cases import read_split_cases
 from curatornet.evaluation.evaluate import check_embeddings, evaluate_scorer, gather_results, write_result
-from curatornet.io import read_table
 from curatornet.logs import logged_job
 
 
@@ -17,7 +16,7 @@ def main(snakemake) -> None:
         from curatornet.models.registry import load_scorer  # TensorFlow: only once the log is set up
 
         inputs, wildcards, params = snakemake.input, snakemake.wildcards, snakemake.params
-        embeddings = embeddings_matrix(read_table(inputs.embeddings, ["item", "embedding"]))
+        embeddings = read_embeddings_matrix(inputs.embeddings)
         key = {"method": wildcards.model, "sampling": wildcards.sampling, "l2": wildcards.l2, "seed": wildcards.seed}
         scorer = load_scorer(Path(inputs.model).parent, embeddings)
         results = []

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curatornet.artifacts import FINITE_CHECK_ROWS, first_non_finite_row
 from curatornet.errors import InputError
 from curatornet.io import atomic_path
 
@@ -290,10 +291,13 @@ def read_embeddings_npy(
             release()
     del rows, vectors
     release()
-    bad = _first_non_finite_row(matrix)
+    bad = first_non_finite_row(matrix)
     if bad is not None:
         offending = matrix[bad][~np.isfinite(matrix[bad])][0]
-        n_bad = sum(int((~np.isfinite(chunk).all(axis=1)).sum()) for chunk in _row_chunks(matrix))
+        n_bad = sum(
+            int((~np.isfinite(matrix[lo : lo + FINITE_CHECK_ROWS]).all(axis=1)).sum())
+            for lo in range(bad, len(matrix), FINITE_CHECK_ROWS)
+        )
         raise InputError(
             path,
             f"embedding of item {ids[source_rows[bad]]}",
@@ -339,20 +343,6 @@ def _heap_release():
         return lambda: None
     trim.argtypes = [ctypes.c_size_t]
     return lambda: trim(0)
-
-
-def _row_chunks(matrix: np.ndarray):
-    """Views of ``RENDER_CHUNK_ROWS`` rows: checks without a full-size temporary."""
-    for start in range(0, len(matrix), RENDER_CHUNK_ROWS):
-        yield matrix[start : start + RENDER_CHUNK_ROWS]
-
-
-def _first_non_finite_row(matrix: np.ndarray) -> int | None:
-    for index, chunk in enumerate(_row_chunks(matrix)):
-        bad = ~np.isfinite(chunk).all(axis=1)
-        if bad.any():
-            return index * RENDER_CHUNK_ROWS + int(np.flatnonzero(bad)[0])
-    return None
 
 
 def _positions(embedding_ids: np.ndarray, item_ids: Sequence[str], source: str | Path) -> np.ndarray:

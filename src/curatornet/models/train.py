@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from curatornet.artifacts import VBPR_GUIDELINES, catalogue_fingerprint, embeddings_matrix
+from curatornet.artifacts import VBPR_GUIDELINES, catalogue_fingerprint, first_non_finite_row, read_embeddings_matrix
 from curatornet.errors import InputError
 from curatornet.evaluation.protocol import build_cases
-from curatornet.io import read_frame, read_table
+from curatornet.io import read_frame
 from curatornet.models.features import Standardizer
 from curatornet.models.loop import fit
 from curatornet.models.persistence import write_model_dir
@@ -33,15 +33,9 @@ CATALOGUE_MODE_SHARE = 0.85
 
 
 def read_embeddings(path: str | Path) -> np.ndarray:
-    """(n_items, dim) float32 matrix of an embeddings file, checked."""
-    table = read_table(path, ("item", "embedding"))
-    if table.num_rows == 0:
-        raise InputError(path, None, str(path), "no embeddings")
-    items = np.sort(table.column("item").to_numpy())
-    if not np.array_equal(items, np.arange(len(items))):
-        raise InputError(path, "item", items[:5].tolist(), "item indexes must be 0..n-1 without gaps")
-    matrix = embeddings_matrix(table)
-    if not np.isfinite(matrix).all():
+    """(n_items, dim) float32 matrix of an embeddings file, checked (dense items, finite values)."""
+    matrix = read_embeddings_matrix(path)
+    if first_non_finite_row(matrix) is not None:
         raise InputError(path, "embedding", "NaN/inf", "embeddings must be finite")
     return matrix
 
