@@ -27,6 +27,7 @@ from curatornet.models.features import Standardizer
 from curatornet.models.keras_trainer import INDEX_SPEC, KerasTrainer
 from curatornet.models.persistence import assign_weight, restore_model
 from curatornet.sampling.triples import Batch, Triples
+from curatornet.seeds import stream_seed
 
 
 class CuratorNet(keras.Model):
@@ -52,14 +53,14 @@ class CuratorNet(keras.Model):
         self.tower_units = tuple(int(u) for u in tower_units)
         self.head_units = tuple(int(u) for u in head_units)
 
-        def dense(units: int, name: str, k: int) -> keras.layers.Dense:
-            # LeCun normal initialisation keeps SELU activations self-normalising.
-            return keras.layers.Dense(
-                units, activation="selu", kernel_initializer=keras.initializers.LecunNormal(seed=seed + k), name=name
-            )
+        def dense(units: int, name: str) -> keras.layers.Dense:
+            # LeCun normal initialisation keeps SELU activations self-normalising; each layer
+            # draws from its own stream of the run's seed, so no two runs share initial weights.
+            initializer = keras.initializers.LecunNormal(seed=stream_seed(seed, f"curatornet/{name}"))
+            return keras.layers.Dense(units, activation="selu", kernel_initializer=initializer, name=name)
 
-        self.tower = [dense(u, f"tower_{k}", k) for k, u in enumerate(self.tower_units)]
-        self.head = [dense(u, f"head_{k}", 100 + k) for k, u in enumerate(self.head_units)]
+        self.tower = [dense(u, f"tower_{k}") for k, u in enumerate(self.tower_units)]
+        self.head = [dense(u, f"head_{k}") for k, u in enumerate(self.head_units)]
         # Create the variables now so that weights can be loaded before any call.
         self.profile_vectors(self.item_vectors(tf.zeros((1, self.input_dim))), tf.zeros((1,), tf.int32))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import logging
 
+from curatornet.seeds import stream_seed
+
 log = logging.getLogger(__name__)
 
 # mallopt parameters (malloc.h).
@@ -26,7 +28,8 @@ def configure_tensorflow(threads: int | None = None, seed: int | None = None) ->
         except RuntimeError:  # runtime already initialised (e.g. second call in one process)
             log.debug("TensorFlow threads already fixed; keeping them")
     if seed is not None:
-        keras.utils.set_random_seed(int(seed))
+        # Python's, NumPy's and TensorFlow's global generators, from the run's own stream.
+        keras.utils.set_random_seed(stream_seed(seed, "global"))
 
 
 def tune_allocator(top_pad: int = 512 << 20) -> bool:

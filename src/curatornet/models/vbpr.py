@@ -26,6 +26,7 @@ from curatornet.models.features import Standardizer
 from curatornet.models.keras_trainer import INDEX_SPEC, KerasTrainer
 from curatornet.models.persistence import assign_weight, restore_model
 from curatornet.sampling.triples import Batch, Triples
+from curatornet.seeds import stream_seed
 
 _WEIGHTS = ("beta_item", "gamma_user", "gamma_item", "theta_user", "projection", "beta_visual")
 
@@ -49,17 +50,17 @@ class VBPR(keras.Model):
         self.n_users, self.n_items, self.input_dim = int(n_users), int(n_items), int(input_dim)
         self.latent_dim, self.visual_dim = int(latent_dim), int(visual_dim)
 
-        def normal(k: int, std: float = 0.01) -> keras.initializers.Initializer:
-            return keras.initializers.RandomNormal(stddev=std, seed=seed + k)
+        def normal(name: str, shape: tuple[int, ...], std: float = 0.01):
+            # One stream per weight and seed: no two runs share initial weights.
+            initializer = keras.initializers.RandomNormal(stddev=std, seed=stream_seed(seed, f"vbpr/{name}"))
+            return self.add_weight(shape=shape, initializer=initializer, name=name)
 
         self.beta_item = self.add_weight(shape=(n_items,), initializer="zeros", name="beta_item")
-        self.gamma_user = self.add_weight(shape=(n_users, latent_dim), initializer=normal(1), name="gamma_user")
-        self.gamma_item = self.add_weight(shape=(n_items, latent_dim), initializer=normal(2), name="gamma_item")
-        self.theta_user = self.add_weight(shape=(n_users, visual_dim), initializer=normal(3), name="theta_user")
+        self.gamma_user = normal("gamma_user", (n_users, latent_dim))
+        self.gamma_item = normal("gamma_item", (n_items, latent_dim))
+        self.theta_user = normal("theta_user", (n_users, visual_dim))
         # E's scale keeps E f_i of unit-variance features around 0.01 like the factors.
-        self.projection = self.add_weight(
-            shape=(input_dim, visual_dim), initializer=normal(4, 0.01 / np.sqrt(input_dim)), name="projection"
-        )
+        self.projection = normal("projection", (input_dim, visual_dim), 0.01 / np.sqrt(input_dim))
         self.beta_visual = self.add_weight(shape=(input_dim,), initializer="zeros", name="beta_visual")
         #: Users seen in training; the others are scored with the item-side terms only.
         self.known_users = np.zeros(n_users, dtype=bool)
