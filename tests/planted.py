@@ -125,7 +125,8 @@ def settings(model: str = "curatornet", sampling: str = "guidelines", l2: float 
     """TrainSettings from the schema's defaults, small models, overridden by ``training`` keys."""
     config = schema_defaults()["training"]
     config.update(curatornet=SMALL_CURATORNET, vbpr={**config["vbpr"], **SMALL_VBPR})
-    config.update(batch_size=256, max_epochs=4)
+    # 3,000 planted triples are 12 steps a pass: a check every half pass, none kept before the first pass.
+    config.update(batch_size=256, check_every_steps=6, min_steps=12, max_steps=48, smoothing=2, early_stop_patience=3)
     config.update(training)
     return TrainSettings.from_config(config, model, sampling, l2, seed)
 

@@ -64,6 +64,18 @@ def test_site_resources_in_the_config_point_to_the_profiles():
     assert "field 'training.threads'" in message and "set-threads" in message and "profiles/" in message
 
 
+def test_the_old_epoch_keys_name_their_step_replacements():
+    message = error_for(lambda c: c["training"].update(max_epochs=10))
+    assert "field 'training.max_epochs': replaced by training.max_steps" in message
+    message = error_for(lambda c: c["training"].update(epoch_triples=2000000))
+    assert "field 'training.epoch_triples': replaced by training.check_every_steps" in message
+
+
+def test_min_steps_must_not_exceed_max_steps():
+    message = error_for(lambda c: c["training"].update(min_steps=50, max_steps=40))
+    assert "field 'training.min_steps': must not exceed max_steps (40) (value: 50)" in message
+
+
 def test_clusters_k_must_be_below_the_number_of_generated_items():
     message = error_for(lambda c: c["clusters"].update(k=400))  # the tiny preset has 400 items
     assert "field 'clusters.k': must be below the number of items (400 in the generated data set" in message
@@ -84,7 +96,7 @@ def test_clusters_k_is_checked_against_the_rows_of_a_real_inventory(tmp_path):
 
 
 def test_validation_fills_the_defaults_and_sorts_the_keys():
-    config = {"training": {"max_epochs": 3}, "seed": 1}
+    config = {"training": {"max_steps": 300}, "seed": 1}
     validate_config(config, SCHEMA)
     assert list(config) == sorted(config) and config["clusters"]["k"] == 100
-    assert list(config["training"]) == sorted(config["training"]) and config["training"]["max_epochs"] == 3
+    assert list(config["training"]) == sorted(config["training"]) and config["training"]["max_steps"] == 300

@@ -148,14 +148,27 @@ def fake_artifacts(seed: int = 0) -> dict:
     histories = {
         "CuratorNet (guidelines, λ=0.001)": pd.DataFrame(
             {
-                "epoch": [1, 2, 3],
+                "check": [1, 2, 3],
+                "step": [10, 20, 30],
                 "loss": [0.6, 0.5, 0.45],
                 "valid_auc": [0.62, 0.66, 0.65],
+                "monitor_smoothed": [0.62, 0.64, 0.655],
                 "valid_accuracy": [0.6, 0.7, 0.72],
+                "eligible": [False, True, True],
+                "kept": [False, False, True],
             }
         ),
         "VBPR (random, λ=0.01)": pd.DataFrame(
-            {"epoch": [1, 2], "loss": [0.69, 0.6], "valid_auc": [0.55, 0.56], "valid_accuracy": [0.55, 0.6]}
+            {
+                "check": [1, 2],
+                "step": [22, 44],
+                "loss": [0.69, 0.6],
+                "valid_auc": [0.55, 0.56],
+                "monitor_smoothed": [0.55, 0.555],
+                "valid_accuracy": [0.55, 0.6],
+                "eligible": [True, True],
+                "kept": [False, True],
+            }
         ),
     }
     return dict(

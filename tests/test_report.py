@@ -27,8 +27,9 @@ RUNS = [
 ]
 
 
-def per_user_frame(aucs: dict[str, float], seeds=(0, 1), n_users: int = 60) -> pd.DataFrame:
-    """Per-user metrics on both splits; trained methods' AUC centred on ``aucs[method]``."""
+def per_user_frame(aucs: dict[str, float], seeds=(0, 1), n_users: int = 60, seed_shift: float = 0.0) -> pd.DataFrame:
+    """Per-user metrics on both splits; trained methods' AUC centred on ``aucs[method]``, each seed after
+    the first ``seed_shift`` higher than the one before."""
     rng = np.random.default_rng(0)
     frames = []
     for split in ("test", "valid"):
@@ -36,8 +37,9 @@ def per_user_frame(aucs: dict[str, float], seeds=(0, 1), n_users: int = 60) -> p
         for method, sampling, l2 in RUNS:
             centre = aucs.get(method, 0.5) - (0.05 if sampling == "random" else 0.0)
             centre = 1.0 if method == "oracle" else centre
-            for seed in seeds if sampling else ("",):
-                auc = np.clip(centre + 0.05 * rng.standard_normal(len(users)), 0, 1)
+            for position, seed in enumerate(seeds if sampling else ("",)):
+                shifted = centre + position * seed_shift
+                auc = np.clip(shifted + 0.05 * rng.standard_normal(len(users)), 0, 1)
                 frames.append(
                     pd.DataFrame(
                         {
@@ -61,11 +63,16 @@ def per_user_frame(aucs: dict[str, float], seeds=(0, 1), n_users: int = 60) -> p
     return pd.concat(frames, ignore_index=True)
 
 
-def make_inputs(tmp_path, aucs, runs_stop=("patience", "patience", "max_epochs")) -> report.ReportInputs:
-    per_user = per_user_frame(aucs)
-    trained = [(m, s, lam, seed) for m, s, lam in RUNS[:5] for seed in (0, 1)]
+def make_inputs(
+    tmp_path, aucs, runs_stop=("patience", "patience", "max_steps"), seeds=(0, 1), seed_shift=0.0
+) -> report.ReportInputs:
+    per_user = per_user_frame(aucs, seeds, seed_shift=seed_shift)
+    trained = [(m, s, lam, seed) for m, s, lam in RUNS[:5] for seed in seeds]
     runs = pd.DataFrame(
-        [(*key, 0.6, 0.98, "valid_auc", 2, 4, runs_stop[k % len(runs_stop)]) for k, key in enumerate(trained)],
+        [
+            (*key, 0.6, 0.98, "valid_auc", 120, 100, 200, 12, 20, runs_stop[k % len(runs_stop)])
+            for k, key in enumerate(trained)
+        ],
         columns=stats.RUN_COLUMNS,
     )
     runs.loc[runs["l2"] == "0", "valid_auc"] = 0.7  # CuratorNet's selected λ is 0, not the test's best
@@ -86,8 +93,8 @@ def make_inputs(tmp_path, aucs, runs_stop=("patience", "patience", "max_epochs")
         table2_valid=stats.table2(per_user, selection, "valid"),
         selection=selection,
         runs=runs,
-        sampling_tests=stats.sampling_tests(test, selection),
-        verdict_tests=stats.verdict_tests(test, selection),
+        sampling_tests=stats.sampling_tests(test, selection, stats.table2(per_user, selection, "test")),
+        verdict_tests=stats.verdict_tests(test, selection, stats.table2(per_user, selection, "test")),
         visrank_tests=stats.visrank_tests(test),
         segments=stats.segments(averaged, selection),
         per_user=per_user,
@@ -123,7 +130,7 @@ def test_report_leads_with_the_answer_and_holds_every_run(tmp_path):
     assert "6,535" in page  # UGallery reference beside this run's statistics
     assert "p_holm" in section(page, "tests") and "d_z" in section(page, "tests")
     assert "Validation users" in section(page, "segments") and "2-4" in section(page, "segments")
-    assert "max_epochs" in section(page, "selection")
+    assert "max_steps" in section(page, "selection") and "min_steps" in section(page, "selection")
 
 
 def test_verdict_says_when_the_ordering_is_reproduced(tmp_path):
@@ -132,7 +139,10 @@ def test_verdict_says_when_the_ordering_is_reproduced(tmp_path):
     assert "CuratorNet &gt; VisRank &gt; VBPR &gt; Random" in answer
     assert "The ordering <b>is reproduced</b>" in answer
     assert "The improvement <b>is reproduced</b>" in answer  # guidelines 0.05 above random here
-    assert "7 of 10 training runs stopped because the validation AUC stopped improving; 3 for max epochs" in answer
+    assert (
+        "7 of 10 training runs stopped because the smoothed validation AUC stopped improving after the minimum "
+        "number of steps; 3 for max steps" in answer
+    )
 
 
 def test_verdict_says_when_it_is_not(tmp_path):
@@ -141,6 +151,30 @@ def test_verdict_says_when_it_is_not(tmp_path):
     assert "VisRank &gt; VBPR &gt; CuratorNet &gt; Random" in answer
     assert "The ordering is <b>not</b> reproduced" in answer
     assert ".7204" in section(page, "paper")  # the paper's figure beside ours
+
+
+def test_verdicts_show_the_seed_range_and_say_when_a_difference_lies_within_it(tmp_path):
+    # Seed 1 of every trained run is .04 above seed 0, while CuratorNet leads VisRank by about .01.
+    page = report.build_report(
+        make_inputs(tmp_path, {"curatornet": 0.70, "visrank": 0.71, "vbpr": 0.60}, seeds=(0, 1), seed_shift=0.04)
+    )
+    answer = section(page, "answer")
+    lead = answer.split("CuratorNet (λ 0) vs VisRank")[1].split("</li>")[0]
+    assert re.search(r"CuratorNet \.\d{4}–\.\d{4} over 2 seeds; VisRank \.\d{4} \(no seed\)", lead), lead
+    assert "lies <b>within the seed range</b>" in lead and "another draw of seeds could reverse it" in lead
+    far = answer.split("VBPR (λ 0.01) vs VisRank")[1].split("</li>")[0]
+    assert "is larger than the seed range" in far
+    assert "Not settled by these seeds: CuratorNet vs VisRank" in answer
+    assert "Each trained method ran with 2 seeds" in answer
+
+
+def test_verdicts_warn_when_one_seed_carries_them(tmp_path):
+    answer = section(
+        report.build_report(make_inputs(tmp_path, {"curatornet": 0.72, "visrank": 0.70, "vbpr": 0.66}, seeds=(0,))),
+        "answer",
+    )
+    assert answer.count("<b>One seed</b>: how far another seed would move this difference is unknown") == 5
+    assert "ran with <b>one seed</b>" in answer and "within the seed range" not in answer
 
 
 def test_top_five_and_formatting():

@@ -54,7 +54,7 @@ def planted(tmp_path_factory):
 def trained_curatornet(planted):
     root, embeddings, _ = planted
     paper_sizes = {"tower_units": [200, 200], "head_units": [300, 200, 200]}
-    run = settings("curatornet", seed=3, max_epochs=3, curatornet=paper_sizes)
+    run = settings("curatornet", seed=3, max_steps=36, curatornet=paper_sizes)
     train_model(run, **train_paths(root, root / "data"), out_dir=root / "cn")
     return root / "cn", embeddings
 

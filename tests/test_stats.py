@@ -46,7 +46,7 @@ def test_holm_against_a_hand_computed_case():
     np.testing.assert_allclose(stats.holm([0.6, 0.7]), [1.0, 1.0])  # capped at 1
 
 
-def write_run(root, model, sampling, l2, seed, valid_auc, best_epoch=2):
+def write_run(root, model, sampling, l2, seed, valid_auc, best_check=12):
     path = root / model / sampling / f"l2_{l2}" / f"seed_{seed}"
     path.mkdir(parents=True)
     meta = {
@@ -57,8 +57,11 @@ def write_run(root, model, sampling, l2, seed, valid_auc, best_epoch=2):
         "valid_auc": valid_auc,
         "valid_accuracy": 0.99,
         "monitor": "valid_auc",
-        "best_epoch": best_epoch,
-        "epochs_run": best_epoch + 2,
+        "best_check": best_check,
+        "best_step": 10 * best_check,
+        "min_steps": 100,
+        "checks_run": best_check + 8,
+        "steps_run": 10 * (best_check + 8),
         "stop_reason": "patience",
     }
     (path / "model.json").write_text(json.dumps(meta))
@@ -157,7 +160,8 @@ def test_table2_means_over_seeds_with_spread_and_marks_the_selected_lambda(evalu
 def test_sampling_and_visrank_tests_use_seed_averaged_users(evaluated):
     per_user, selection = evaluated
     averaged = stats.seed_average(per_user)
-    sampling = stats.sampling_tests(averaged, selection)
+    table2 = stats.table2(per_user, selection)
+    sampling = stats.sampling_tests(averaged, selection, table2)
     assert sampling["model"].tolist() == ["curatornet", "vbpr"]
     assert sampling[["l2_guidelines", "l2_random"]].values.tolist() == [["0", "0.001"], ["0.01", "0.01"]]
 
@@ -174,13 +178,46 @@ def test_sampling_and_visrank_tests_use_seed_averaged_users(evaluated):
     versus = stats.visrank_tests(averaged)
     assert len(versus) == 5 and "p_holm" in versus.columns
     np.testing.assert_allclose(versus["p_holm"], stats.holm(versus["p"]))
-    verdicts = stats.verdict_tests(averaged, selection)
+    verdicts = stats.verdict_tests(averaged, selection, table2)
     assert verdicts[["a", "b"]].values.tolist() == [
         ["curatornet", "visrank"],
         ["curatornet", "vbpr"],
         ["vbpr", "visrank"],
     ]
     assert verdicts["l2_a"].tolist()[0] == "0"  # the selected λ, not the test's best (0.001)
+
+
+def test_verdicts_say_when_a_difference_lies_within_the_seed_range():
+    rng = np.random.default_rng(3)
+    users = np.arange(300)
+    # CuratorNet's two seeds differ by about .06 while it trails VisRank by about .01; VBPR's seeds agree.
+    per_user = pd.concat(
+        [
+            per_user_frame(rng, [("curatornet", "guidelines", "0", 0.65)], users, seeds=(0,)),
+            per_user_frame(rng, [("curatornet", "guidelines", "0", 0.71)], users, seeds=(1,)),
+            per_user_frame(rng, [("vbpr", "guidelines", "0", 0.55), ("visrank", "", "", 0.69)], users),
+        ],
+        ignore_index=True,
+    )
+    selection = pd.DataFrame(
+        [
+            ("curatornet", "guidelines", "0", 2, 0.7, 0.7, 0.7, True, 0),
+            ("vbpr", "guidelines", "0", 2, 0.6, 0.6, 0.6, True, 0),
+        ],
+        columns=stats.SELECTION_COLUMNS,
+    )
+    table2 = stats.table2(per_user, selection)
+    verdicts = stats.verdict_tests(stats.seed_average(per_user), selection, table2).set_index(["a", "b"])
+    near = verdicts.loc[("curatornet", "visrank")]
+    assert near["seeds_a"] == 2 and near["seeds_b"] == 1
+    assert near["seed_range"] == pytest.approx(near["auc_a_max"] - near["auc_a_min"]) and near["seed_range"] > 0.04
+    assert abs(near["mean_diff"]) < near["seed_range"] and near["within_seed_range"]
+    far = verdicts.loc[("vbpr", "visrank")]
+    assert far["mean_diff"] < -0.1 and not far["within_seed_range"]
+    # With one seed the spread is unknown: neither within nor beyond.
+    one = per_user[per_user["seed"].isin(["0", ""])]
+    single = stats.verdict_tests(stats.seed_average(one), selection, stats.table2(one, selection))
+    assert single["within_seed_range"].isna().all() and single["seed_range"].isna().all()
 
 
 def test_segments_by_training_items(evaluated):

@@ -46,7 +46,7 @@ def vbpr_dir(tmp_path_factory):
     write_triplets(planted_triples(600, seed=2), root / "valid.parquet", "valid")
     write_data_folder(root / "data")
     meta = train_model(
-        settings("vbpr", l2=1e-4, seed=2, max_epochs=6, vbpr={"latent_dim": 8, "visual_dim": 8, "learning_rate": 0.01}),
+        settings("vbpr", l2=1e-4, seed=2, max_steps=72, vbpr={"latent_dim": 8, "visual_dim": 8, "learning_rate": 0.01}),
         **train_paths(root, root / "data"),
         out_dir=root / "model",
     )

@@ -194,10 +194,12 @@ def add_train(subparsers) -> None:
     parser.add_argument("--data", default="results/data", help="folder with items, embeddings and purchases .parquet")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    parser.add_argument("--max-epochs", type=int, default=defaults["max_epochs"])
     parser.add_argument("--learning-rate", type=float, help="default: the config schema's, per model")
-    parser.add_argument("--epoch-triples", type=int, default=defaults["epoch_triples"], help="default: one pass")
-    parser.add_argument("--patience", type=int, default=defaults["early_stop_patience"])
+    parser.add_argument("--check-every-steps", type=int, default=defaults["check_every_steps"])
+    parser.add_argument("--min-steps", type=int, default=defaults["min_steps"])
+    parser.add_argument("--max-steps", type=int, default=defaults["max_steps"])
+    parser.add_argument("--smoothing", type=int, default=defaults["smoothing"], help="checks the monitor averages")
+    parser.add_argument("--patience", type=int, default=defaults["early_stop_patience"], help="in checks")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--seed", type=int, default=defaults["seeds"][0])
     parser.add_argument("--log", help="log file")
@@ -216,8 +218,10 @@ def run_train(args: argparse.Namespace) -> int:
     training = {
         **args.training_defaults,
         "batch_size": args.batch_size,
-        "max_epochs": args.max_epochs,
-        "epoch_triples": args.epoch_triples,
+        "check_every_steps": args.check_every_steps,
+        "min_steps": args.min_steps,
+        "max_steps": args.max_steps,
+        "smoothing": args.smoothing,
         "early_stop_patience": args.patience,
     }
     if args.learning_rate is not None:

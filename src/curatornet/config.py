@@ -11,6 +11,7 @@ workflow, such as the command line.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from functools import cache
@@ -59,6 +60,11 @@ MOVED_KEYS = {
     "training.mem_mb": "set-resources: {train: {mem_mb: N}} in profiles/<profile>/config.yaml",
     "training.runtime": "set-resources: {train: {runtime: N}} in profiles/<profile>/config.yaml",
 }
+#: Keys the schedule no longer has: checks count Adam steps, not passes over the triples.
+REPLACED_KEYS = {
+    "training.max_epochs": "replaced by training.max_steps (Adam steps; the log says how many make a pass)",
+    "training.epoch_triples": "replaced by training.check_every_steps (Adam steps between validation checks)",
+}
 
 
 def validate_config(config: MutableMapping[str, Any], schema_path: str | Path, source: str = CONFIG_NAME) -> None:
@@ -95,6 +101,8 @@ def schema_error(error, source: str = CONFIG_NAME) -> InputError:
         moved = MOVED_KEYS.get(key)
         if moved:
             return InputError(source, key, error.instance[unknown[0]], f"site resource, not config: use {moved}")
+        if key in REPLACED_KEYS:
+            return InputError(source, key, error.instance[unknown[0]], REPLACED_KEYS[key])
         return InputError(source, key, error.instance[unknown[0]], f"unknown key; allowed here: {', '.join(known)}")
     if rule == "required":
         missing = [name for name in allowed if name not in error.instance]
@@ -157,7 +165,12 @@ def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
         n_items, where = item_count(dataset)
         if k >= n_items:
             raise InputError(source, "clusters.k", k, f"must be below the number of items ({n_items:,} in {where})")
-    runs = config.get("training", {}).get("runs", {})
+    training = config.get("training", {})
+    if training.get("min_steps", 0) > training.get("max_steps", math.inf):
+        raise InputError(
+            source, "training.min_steps", training["min_steps"], f"must not exceed max_steps ({training['max_steps']})"
+        )
+    runs = training.get("runs", {})
     for model, grid in runs.items():
         for sampling, values in grid.items():
             if len(set(values)) != len(values):

@@ -124,24 +124,36 @@ def plot_sampling_auc(sampling_tests: pd.DataFrame, per_user: pd.DataFrame, png,
 
 # (3) Learning curves -----------------------------------------------------------
 def plot_learning_curves(histories: Mapping[str, pd.DataFrame], png, svg) -> None:
-    """Loss, validation AUC (what selection follows) and pairwise accuracy per epoch; a ring marks the kept epoch."""
+    """Loss, validation AUC (each check, and smoothed: what stopping follows) and pairwise accuracy per Adam
+    step; a ring marks the kept check and the grey band the steps before ``min_steps``."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     if not histories:
         for ax in axes:
             _empty(ax, "no trained model")
     palette = plt.get_cmap("tab20").colors
+    before_min = 0
     for position, (label, history) in enumerate(histories.items()):
         style = "-" if "guidelines" in label else "--"
         colour = palette[position % len(palette)]
-        for ax, column in zip(axes, ("loss", "valid_auc", "valid_accuracy")):
+        for ax, column in zip(axes, ("loss", "monitor_smoothed", "valid_accuracy")):
             if column in history and history[column].notna().any():
-                ax.plot(history["epoch"], history[column], style, marker="o", ms=3, label=label, color=colour)
+                ax.plot(history["step"], history[column], style, label=label, color=colour, lw=1.2)
         if "valid_auc" in history and history["valid_auc"].notna().any():
-            best = history.loc[history["valid_auc"].idxmax()]
-            axes[1].plot(best["epoch"], best["valid_auc"], "o", ms=9, mfc="none", color=colour)
-    axes[0].set(xlabel="epoch", ylabel="training loss", title="Training loss")
-    axes[1].set(xlabel="epoch", ylabel="mean AUC, validation baskets", title="Validation AUC (ring: kept epoch)")
-    axes[2].set(xlabel="epoch", ylabel="pairwise accuracy", title="Validation triples: pairwise accuracy")
+            axes[1].plot(history["step"], history["valid_auc"], ".", ms=2.5, color=colour, alpha=0.5)
+        kept = history[history["kept"].astype(bool)] if "kept" in history else history.iloc[0:0]
+        if len(kept):
+            axes[1].plot(kept["step"], kept["monitor_smoothed"], "o", ms=9, mfc="none", color=colour)
+        if "eligible" in history and (~history["eligible"].astype(bool)).any():
+            before_min = max(before_min, int(history.loc[~history["eligible"].astype(bool), "step"].max()))
+    if before_min:
+        axes[1].axvspan(0, before_min, color="0.9", zorder=0, label="before min_steps")
+    axes[0].set(xlabel="Adam step", ylabel="training loss", title="Training loss")
+    axes[1].set(
+        xlabel="Adam step",
+        ylabel="mean AUC, validation baskets",
+        title="Validation AUC: checks (dots), smoothed (lines), kept (ring)",
+    )
+    axes[2].set(xlabel="Adam step", ylabel="pairwise accuracy", title="Validation triples: pairwise accuracy")
     if histories:
         axes[1].legend(fontsize=6, loc="lower right")
     save_figure(fig, png, svg)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from curatornet.evaluation.evaluate import DISPLAY_NAMES
+from curatornet.stats import BASELINES
 
 #: Statistics of the real UGallery transactions, as published in the data
 #: folder's README (../shared/ugallery/README.md, "Statistics" and "How the
@@ -382,17 +383,69 @@ def _significant(row: Any) -> bool:
     return bool(row.p_holm < SIGNIFICANCE) if not pd.isna(row.p_holm) else False
 
 
+def _within_seed_range(row: Any) -> bool | None:
+    """The stats table's ``within_seed_range`` as read back from CSV (True, False or unknown)."""
+    value = getattr(row, "within_seed_range", None)
+    if isinstance(value, str):
+        value = {"true": True, "false": False}.get(value.strip().lower())
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(value)
+
+
+def _seed_range_text(name: str, trained: bool, seeds: Any, low: Any, high: Any) -> str:
+    """'CuratorNet .5910–.6290 over 3 seeds' (or 'VisRank .6270 (no seed)' for a baseline)."""
+    seeds = 0 if pd.isna(seeds) else int(seeds)
+    if not trained:
+        return f"{esc(name)} {fmt(low, fixed=True)} (no seed)"
+    if seeds > 1:
+        return f"{esc(name)} {fmt(low, fixed=True)}–{fmt(high, fixed=True)} over {seeds} seeds"
+    return f"{esc(name)} {fmt(low, fixed=True)} (one seed)"
+
+
+def _seed_phrase(row: Any, a: tuple[str, bool], b: tuple[str, bool]) -> str:
+    """What the seeds say about a comparison of ``a`` and ``b`` (display name, trained?): the per-seed
+    ranges, and whether the difference lies within them."""
+    ranges = (
+        f"per-seed mean test AUC: {_seed_range_text(*a, row.seeds_a, row.auc_a_min, row.auc_a_max)}; "
+        f"{_seed_range_text(*b, row.seeds_b, row.auc_b_min, row.auc_b_max)}"
+    )
+    within = _within_seed_range(row)
+    if within is None:
+        return (
+            f" Seeds: {ranges}. <b>One seed</b>: how far another seed would move this difference is unknown "
+            "(set <code>training.seeds</code> to three or more)."
+        )
+    if within:
+        return (
+            f" Seeds: {ranges}. The difference ({fmt(abs(row.mean_diff), fixed=True)}) lies <b>within the seed "
+            f"range</b> ({fmt(row.seed_range, fixed=True)}): another draw of seeds could reverse it."
+        )
+    return (
+        f" Seeds: {ranges}. The difference ({fmt(abs(row.mean_diff), fixed=True)}) is larger than the seed "
+        f"range ({fmt(row.seed_range, fixed=True)})."
+    )
+
+
 def _verdicts(inputs: ReportInputs) -> tuple[str, str]:
     """(HTML list of the verdicts with their tests, a one-paragraph reading)."""
     chosen = selected_rows(inputs.table2)
     ours = _ordering(chosen)
     paper = sorted(PAPER_AUC, key=PAPER_AUC.get, reverse=True)
     same_order = [m for m in paper if m in ours] == ours
+    unsettled = [
+        f"{display_name(row.a)} vs {display_name(row.b)}"
+        for row in inputs.verdict_tests.itertuples(index=False)
+        if _within_seed_range(row)
+    ]
     items = [
         f"<li><b>Ordering (Table 2).</b> At the λ selected on validation, this run ranks "
-        f"{esc(' > '.join(display_name(m) for m in ours))} by mean test AUC; the paper ranks "
+        f"{esc(' > '.join(display_name(m) for m in ours))} by mean test AUC (averaged over seeds); the paper ranks "
         f"{esc(' > '.join(display_name(m) for m in paper))}. "
         + ("The ordering <b>is reproduced</b>." if same_order else "The ordering is <b>not</b> reproduced.")
+        + (
+            f" Not settled by these seeds: {esc(', '.join(unsettled))} differ by less than the seed range."
+            if unsettled
+            else ""
+        )
         + "</li>"
     ]
     for row in inputs.verdict_tests.itertuples(index=False):
@@ -400,34 +453,42 @@ def _verdicts(inputs: ReportInputs) -> tuple[str, str]:
         items.append(
             f"<li>{esc(display_name(row.a))} (λ {esc(row.l2_a or '–')}) vs {esc(display_name(row.b))}"
             f"{f' (λ {esc(row.l2_b)})' if row.l2_b else ''}: AUC {_test_phrase(row)}: <b>{verdict}</b> "
-            f"after Holm's adjustment over these {len(inputs.verdict_tests)} comparisons.</li>"
+            f"after Holm's adjustment over these {len(inputs.verdict_tests)} comparisons."
+            + _seed_phrase(
+                row,
+                (display_name(row.a), row.a not in BASELINES),
+                (display_name(row.b), row.b not in BASELINES),
+            )
+            + "</li>"
         )
     sampling_sentences = []
     for row in inputs.sampling_tests.itertuples(index=False):
         helps = row.mean_diff > 0 and _significant(row)
         paper_g, paper_r, paper_p = PAPER_SAMPLING.get(row.model, (math.nan, math.nan, math.nan))
+        name = display_name(row.model)
         items.append(
-            f"<li><b>Sampling guidelines vs random sampling, {esc(display_name(row.model))}</b> "
+            f"<li><b>Sampling guidelines vs random sampling, {esc(name)}</b> "
             f"(λ {esc(row.l2_guidelines)} vs {esc(row.l2_random)}, each selected on validation): mean test AUC "
             f"{fmt(row.mean_a, fixed=True)} vs {fmt(row.mean_b, fixed=True)}, {_test_phrase(row)}. "
             f"The paper (section 5.1): {fmt(paper_g, fixed=True)} vs {fmt(paper_r, fixed=True)}, "
             f"p = {fmt_p(paper_p)}. "
             + ("The improvement <b>is reproduced</b>." if helps else "The improvement is <b>not</b> reproduced.")
+            + _seed_phrase(row, (f"{name} guidelines", True), (f"{name} random", True))
             + "</li>"
         )
-        sampling_sentences.append(
-            f"the guidelines {'help' if helps else 'do not significantly help'} {display_name(row.model)}"
-        )
+        sampling_sentences.append(f"the guidelines {'help' if helps else 'do not significantly help'} {name}")
     if inputs.sampling_tests.empty:
         items.append("<li>No model was trained with both sampling schemes: no guidelines-vs-random comparison.</li>")
     stops = inputs.runs["stop_reason"].value_counts()
+    seeds = sorted(inputs.runs["seed"].unique()) if len(inputs.runs) else []
     reading = (
-        f"<p><b>Reading.</b> Every λ was chosen on the validation baskets (the last training basket of users with "
-        f"at least three), never on the test. With that choice, {esc(' > '.join(display_name(m) for m in ours))} "
-        f"is this run's order by test AUC, "
+        f"<p><b>Reading.</b> Every λ and every kept check was chosen on the validation baskets (the last training "
+        f"basket of users with at least three), never on the test. With that choice, "
+        f"{esc(' > '.join(display_name(m) for m in ours))} is this run's order by test AUC, "
         + ("as in the paper" if same_order else "which differs from the paper's")
         + (f"; {'; '.join(sampling_sentences)}" if sampling_sentences else "")
         + ". "
+        + _seeds_sentence(len(seeds), unsettled)
         + _stopping_sentence(stops, len(inputs.runs))
         + _data_caveat(inputs.config)
         + "</p>"
@@ -435,9 +496,24 @@ def _verdicts(inputs: ReportInputs) -> tuple[str, str]:
     return "<ul>" + "".join(items) + "</ul>", reading
 
 
+def _seeds_sentence(seeds: int, unsettled: Sequence[str]) -> str:
+    if seeds <= 1:
+        return (
+            "Each trained method ran with <b>one seed</b>: on small logs a single seed can decide a verdict, so "
+            "read these as one draw. "
+        )
+    text = f"Each trained method ran with {seeds} seeds; the tests read each user's AUC averaged over them. "
+    if unsettled:
+        text += f"{esc('; '.join(unsettled))}: the difference lies within the seed range. "
+    return text
+
+
 def _stopping_sentence(stops: pd.Series, runs: int) -> str:
     patience = int(stops.get("patience", 0))
-    text = f"{patience} of {runs} training runs stopped because the validation AUC stopped improving"
+    text = (
+        f"{patience} of {runs} training runs stopped because the smoothed validation AUC stopped improving after "
+        "the minimum number of steps"
+    )
     others = {str(reason): int(count) for reason, count in stops.items() if reason != "patience"}
     if others:
         text += "; " + ", ".join(f"{count} for {reason.replace('_', ' ')}" for reason, count in others.items())
@@ -475,10 +551,13 @@ def _selection_section(inputs: ReportInputs) -> str:
     runs.insert(0, "method", runs.pop("model").map(display_name))
     return (
         "<p>Validation AUC: the mean AUC over the validation baskets, scored like the test baskets at their own "
-        "instant, of each run's kept epoch, averaged over seeds. Per model and sampling the λ with the highest "
+        "instant, of each run's kept check, averaged over seeds. Per model and sampling the λ with the highest "
         "value is selected (✓ in Table 2).</p>"
         + _table(selection, text_columns=("method", "sampling", "l2"))
-        + "<h3>Every training run: kept epoch, epochs run and why training stopped</h3>"
+        + "<h3>Every training run: the kept check, the steps run and why training stopped</h3>"
+        + "<p>A check scores the validation baskets every few Adam steps; no check before <i>min_steps</i> may be "
+        "kept, stop training or decay the learning rate, and stopping and the kept check follow the validation "
+        "AUC smoothed over the last checks (<code>training.smoothing</code>).</p>"
         + _table(runs, text_columns=("method", "sampling", "l2", "monitor", "stop_reason"))
     )
 

@@ -45,8 +45,11 @@ RUN_COLUMNS = [
     "valid_auc",
     "valid_accuracy",
     "monitor",
-    "best_epoch",
-    "epochs_run",
+    "best_step",
+    "min_steps",
+    "steps_run",
+    "best_check",
+    "checks_run",
     "stop_reason",
 ]
 SELECTION_COLUMNS = [
@@ -129,7 +132,7 @@ def read_run(model_dir: str | Path) -> dict[str, object]:
         raise InputError(path, None, str(path), "model directory has no model.json") from exc
     except json.JSONDecodeError as exc:
         raise InputError(path, None, str(exc), "not valid JSON") from exc
-    missing = [k for k in ("model", "sampling", "l2", "seed", "best_epoch") if k not in meta]
+    missing = [k for k in ("model", "sampling", "l2", "seed", "best_check") if k not in meta]
     if missing:
         raise InputError(path, missing[0], sorted(meta), "model.json lacks what selection needs")
 
@@ -145,8 +148,11 @@ def read_run(model_dir: str | Path) -> dict[str, object]:
         "valid_auc": number("valid_auc"),
         "valid_accuracy": number("valid_accuracy"),
         "monitor": meta.get("monitor", "valid_auc"),
-        "best_epoch": int(meta["best_epoch"]),
-        "epochs_run": int(meta.get("epochs_run", 0)),
+        "best_step": int(meta.get("best_step", 0)),
+        "min_steps": int(meta.get("min_steps", 0)),
+        "steps_run": int(meta.get("steps_run", 0)),
+        "best_check": int(meta["best_check"]),
+        "checks_run": int(meta.get("checks_run", 0)),
         "stop_reason": meta.get("stop_reason", ""),
     }
 
@@ -158,7 +164,7 @@ def read_runs(model_dirs: Sequence[str | Path]) -> pd.DataFrame:
 def select_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (model, sampling, λ): the validation AUC over seeds; ``selected`` marks the best λ.
 
-    The figure is each run's ``valid_auc`` (its kept epoch's mean AUC on the
+    The figure is each run's ``valid_auc`` (its kept check's mean AUC on the
     validation baskets), averaged over seeds. Runs that had no validation
     baskets selected on validation pairwise accuracy instead, and so does this.
     ``best_seed`` is the seed with the highest figure, the one to serve.
@@ -273,17 +279,66 @@ def _family(rows: list[dict]) -> pd.DataFrame:
     return table
 
 
-def sampling_tests(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
+#: What the seed-spread columns add to a comparison of two runs: each side's seeds and the range of its
+#: per-seed mean AUC, the larger of the two ranges, and whether the difference lies within it.
+SEED_COLUMNS = [
+    "seeds_a",
+    "auc_a_min",
+    "auc_a_max",
+    "seeds_b",
+    "auc_b_min",
+    "auc_b_max",
+    "seed_range",
+    "within_seed_range",
+]
+
+
+def seed_spread(table2: pd.DataFrame, a: tuple[str, str, str], b: tuple[str, str, str], diff: float) -> dict:
+    """The seed-spread columns of ``a`` vs ``b`` from Table 2's per-seed AUC range (baselines have none).
+
+    ``within_seed_range`` is True when the difference of the seed-averaged AUCs is no larger than the
+    wider side's range of per-seed means, so another draw of seeds could reverse it; None when neither
+    side has more than one seed, since one seed says nothing about the spread.
+    """
+
+    def side(key: tuple[str, str, str]) -> tuple[int, float, float]:
+        rows = table2[(table2["method"] == key[0]) & (table2["sampling"] == key[1]) & (table2["l2"] == key[2])]
+        if rows.empty:
+            return 0, math.nan, math.nan
+        row = rows.iloc[0]
+        return int(row["seeds"]), float(row["auc_min"]), float(row["auc_max"])
+
+    (n_a, lo_a, hi_a), (n_b, lo_b, hi_b) = side(a), side(b)
+    ranges = [hi - lo for n, lo, hi, key in ((n_a, lo_a, hi_a, a), (n_b, lo_b, hi_b, b)) if n > 1 and key[1]]
+    spread = max(ranges) if ranges else math.nan
+    within = None if not ranges or math.isnan(diff) else bool(abs(diff) <= spread)
+    return dict(
+        seeds_a=n_a,
+        auc_a_min=lo_a,
+        auc_a_max=hi_a,
+        seeds_b=n_b,
+        auc_b_min=lo_b,
+        auc_b_max=hi_b,
+        seed_range=spread,
+        within_seed_range=within,
+    )
+
+
+def sampling_tests(averaged: pd.DataFrame, selection: pd.DataFrame, table2: pd.DataFrame) -> pd.DataFrame:
     """Guidelines vs random sampling per model, each at its λ selected on validation (section 5.1)."""
     rows = []
     for model in sorted(selection["model"].unique()):
         l2_g, l2_r = selected_l2(selection, model, "guidelines"), selected_l2(selection, model, "random")
         if l2_g is None or l2_r is None:
             continue
-        result = compare(averaged, (model, "guidelines", l2_g), (model, "random", l2_r))
-        rows.append({"model": model, "l2_guidelines": l2_g, "l2_random": l2_r, **result})
+        a, b = (model, "guidelines", l2_g), (model, "random", l2_r)
+        result = compare(averaged, a, b)
+        rows.append(
+            {"model": model, "l2_guidelines": l2_g, "l2_random": l2_r, **result}
+            | seed_spread(table2, a, b, result["mean_diff"])
+        )
         log.info("%s guidelines (λ %s) vs random (λ %s): %s", model, l2_g, l2_r, result)
-    columns = ["model", "l2_guidelines", "l2_random", *TEST_COLUMNS, "p_holm"]
+    columns = ["model", "l2_guidelines", "l2_random", *TEST_COLUMNS, "p_holm", *SEED_COLUMNS]
     return _family(rows).reindex(columns=columns)
 
 
@@ -297,11 +352,13 @@ def visrank_tests(averaged: pd.DataFrame) -> pd.DataFrame:
     return _family(rows).reindex(columns=["model", "sampling", "l2", *TEST_COLUMNS, "p_holm"])
 
 
-def verdict_tests(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
+def verdict_tests(averaged: pd.DataFrame, selection: pd.DataFrame, table2: pd.DataFrame) -> pd.DataFrame:
     """The comparisons behind the report's verdict on Table 2's ordering, at the selected λ.
 
     CuratorNet vs VisRank, CuratorNet vs VBPR and VBPR vs VisRank, all with
     sampling guidelines as in Table 2; Holm's adjustment over these three.
+    Each row also carries both sides' per-seed AUC range (``table2``: Table 2
+    of the same split) and whether the difference lies within it.
     """
     runs = {"visrank": ("visrank", "", "")}
     for model in ("curatornet", "vbpr"):
@@ -312,8 +369,11 @@ def verdict_tests(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFra
     for a, b in (("curatornet", "visrank"), ("curatornet", "vbpr"), ("vbpr", "visrank")):
         if a in runs and b in runs:
             result = compare(averaged, runs[a], runs[b])
-            rows.append({"a": a, "l2_a": runs[a][2], "b": b, "l2_b": runs[b][2], **result})
-    return _family(rows).reindex(columns=["a", "l2_a", "b", "l2_b", *TEST_COLUMNS, "p_holm"])
+            rows.append(
+                {"a": a, "l2_a": runs[a][2], "b": b, "l2_b": runs[b][2], **result}
+                | seed_spread(table2, runs[a], runs[b], result["mean_diff"])
+            )
+    return _family(rows).reindex(columns=["a", "l2_a", "b", "l2_b", *TEST_COLUMNS, "p_holm", *SEED_COLUMNS])
 
 
 # --------------------------------------------------------------------------- segments

@@ -192,7 +192,7 @@ def test_tiny_run_on_slurm_trains_the_same_models(local_and_slurm_runs):
     given bit-identical weights in our runs, but TensorFlow does not promise
     bit-identical float reductions across processes or CPUs (SLURM may place
     the job on other cores), so weights, losses and the evaluation summary are
-    compared with a tight tolerance instead; the set of models, epochs and
+    compared with a tight tolerance instead; the set of models, checks and
     metrics must match exactly. Timing columns are left out."""
     local, cluster, _ = local_and_slurm_runs
     models = sorted(p.parent.relative_to(local) for p in local.glob("results/models/**/model.json"))

@@ -13,7 +13,7 @@ rule train:
     input:
         unpack(training_triples),
         embeddings=rules.prepare_data.output.embedding_table,
-        # The validation baskets, scored after every epoch (early stopping and the kept epoch).
+        # The validation baskets, scored at every check (early stopping and the kept check).
         catalogue=rules.prepare_data.output.item_table,
         purchases=rules.prepare_data.output.purchase_table,
     output:

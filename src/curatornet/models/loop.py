@@ -1,22 +1,26 @@
 """The training loop shared by CuratorNet and VBPR, and its schedule.
 
-Triples are shuffled per epoch by a seeded generator and cut into batches by
+Triples are shuffled per pass by a seeded generator and cut into batches by
 vectorised slicing; a background thread prepares the next batch while the
 model runs the current step. A model plugs in through a trainer
 (:class:`curatornet.models.base.Trainer`).
 
-An epoch is a pass over the training triples, or over ``epoch_triples`` of
-them when set: on a large training set that checks the validation figures
-several times per pass, so training can stop without finishing passes that
-would be wasted (the next pass continues where the last one stopped, and every
-pass is a new shuffle).
+The unit of the schedule is the Adam step, not the pass over the training
+triples: how many steps a pass holds depends on the budgets and the batch
+size (22 on the default data at batch 16384, 610 at the paper's scale), while
+the noise of one step does not. Every ``check_every_steps`` steps the loop
+asks for the validation figures (a *check*) and watches one of them, the
+*monitor* (normally the mean AUC over the validation baskets).
 
-Schedule: Adam at ``learning_rate``; after every epoch the loop asks for the
-validation figures and watches one of them (the *monitor*, normally the AUC
-on the validation baskets). The learning rate is multiplied by ``lr_decay``
-when the monitor has not improved for ``lr_patience`` epochs, training stops
-after ``early_stop_patience`` epochs without improvement, and the weights of
-the best epoch are restored at the end.
+The validation AUC of one check is noisy (a mean over a few hundred users
+whose AUCs spread widely), so the loop follows the monitor *smoothed* over
+the last ``smoothing`` checks, and nothing happens before ``min_steps`` (and
+before the first full smoothing window): no check before it may be kept,
+stop training or decay the learning rate.
+After that, the learning rate is multiplied by ``lr_decay`` when the smoothed
+monitor has not improved for ``lr_patience`` checks, training stops after
+``early_stop_patience`` checks without improvement (or at ``max_steps``), and
+the weights of the check with the best smoothed monitor are restored.
 """
 
 from __future__ import annotations
@@ -26,29 +30,37 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from curatornet.errors import InputError
 from curatornet.models.base import Trainer
 from curatornet.sampling.triples import Batch, Triples
+from curatornet.seeds import stream_rng
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = [
-    "epoch",
+    "check",
+    "step",
+    "passes",
     "loss",
     "valid_auc",
+    "monitor_smoothed",
     "valid_accuracy",
     "learning_rate",
+    "eligible",
+    "kept",
     "triples_per_second",
     "seconds",
 ]
 #: Why training ended (model.json ``stop_reason``).
 STOP_PATIENCE = "patience"
-STOP_MAX_EPOCHS = "max_epochs"
+STOP_MAX_STEPS = "max_steps"
 STOP_NOT_FINITE = "non-finite loss"
+MONITORS = ("valid_auc", "valid_accuracy")
 
 
 @dataclass(frozen=True)
@@ -56,27 +68,36 @@ class Schedule:
     """How long and how fast to train; built from the validated config (no defaults here)."""
 
     batch_size: int
-    max_epochs: int
     learning_rate: float
-    lr_decay: float
-    lr_patience: int
-    early_stop_patience: int
     seed: int
-    epoch_triples: int | None = None  # None: an epoch is one pass over the training triples
+    check_every_steps: int  # Adam steps between two validation checks
+    min_steps: int  # no check before this step is kept, stops training or decays the learning rate
+    max_steps: int
+    smoothing: int  # the monitor is averaged over this many checks (1: the check alone)
+    early_stop_patience: int  # checks without improvement of the smoothed monitor before stopping
+    lr_patience: int  # checks without improvement before the learning rate decays
+    lr_decay: float
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "check_every_steps", "max_steps", "smoothing", "early_stop_patience", "lr_patience"):
+            if getattr(self, name) < 1:
+                raise InputError(None, f"training.{name}", getattr(self, name), "must be at least 1")
+        if not 0 <= self.min_steps <= self.max_steps:
+            raise InputError(
+                None, "training.min_steps", self.min_steps, f"must lie in [0, max_steps = {self.max_steps}]"
+            )
 
 
 @dataclass
 class FitResult:
     history: pd.DataFrame
-    best_epoch: int
     monitor: str
-    best_value: float
+    best_check: int  # 0: no check was kept (initial weights)
     stop_reason: str
-    weights: dict[str, np.ndarray] = field(repr=False)
 
     def at_best(self, column: str) -> float:
-        """A history column's value at the kept epoch."""
-        rows = self.history.loc[self.history["epoch"] == self.best_epoch, column]
+        """A history column's value at the kept check."""
+        rows = self.history.loc[self.history["check"] == self.best_check, column]
         return float(rows.iloc[0]) if len(rows) else math.nan
 
 
@@ -106,6 +127,12 @@ def batch_stream(data: Triples, batch_size: int, rng: np.random.Generator) -> It
         yield from iterate_batches(data, batch_size, rng, distinct_profiles=True)
 
 
+def smoothed(values: list[float], window: int) -> float:
+    """Mean of the last ``window`` values (fewer at the start); NaN when one of them is NaN."""
+    tail = values[-window:]
+    return float(np.mean(tail)) if tail else math.nan
+
+
 def fit(
     trainer: Trainer,
     train: Triples,
@@ -113,65 +140,87 @@ def fit(
     validate: Callable[[], Mapping[str, float]],
     monitor: str = "valid_auc",
 ) -> FitResult:
-    """Train with the schedule; the trainer ends holding the best epoch's weights.
+    """Train with the schedule; the trainer ends holding the kept check's weights.
 
     ``validate()`` returns the validation figures of the current weights
     (``valid_auc`` and ``valid_accuracy``); ``monitor`` names the one that
-    early stopping, the learning-rate decay and the kept epoch follow.
+    early stopping, the learning-rate decay and the kept check follow.
     """
-    if monitor not in ("valid_auc", "valid_accuracy"):
+    if monitor not in MONITORS:
         raise ValueError(f"unknown monitor {monitor!r}")
-    rng = np.random.default_rng(schedule.seed)
+    rng = stream_rng(schedule.seed, "batch order")
     rate = float(schedule.learning_rate)  # tracked here: the optimiser holds it as float32
     trainer.learning_rate = rate
-    best_value, best_epoch, best_weights = -math.inf, 0, trainer.get_weights()
+    best_value, best_check, best_weights = -math.inf, 0, trainer.get_weights()
     since_best = since_change = 0
-    stop_reason = STOP_MAX_EPOCHS
-    rows = []
-    per_epoch = len(train) if schedule.epoch_triples is None else min(int(schedule.epoch_triples), len(train))
+    stop_reason = STOP_MAX_STEPS
+    rows, raw = [], []
     stream = batch_stream(train, schedule.batch_size, rng)
-    for epoch in range(1, schedule.max_epochs + 1):
+    step = 0
+    while step < schedule.max_steps:
         started = time.perf_counter()
         loss_sum, seen = 0.0, 0
-        while seen < per_epoch:
+        for _ in range(min(schedule.check_every_steps, schedule.max_steps - step)):
             batch = next(stream)
             loss_sum += trainer.train_step(batch) * len(batch)
             seen += len(batch)
+            step += 1
         train_seconds = time.perf_counter() - started
         figures = validate()
+        raw.append(float(figures.get(monitor, math.nan)))
         row = {
-            "epoch": epoch,
+            "check": len(rows) + 1,
+            "step": step,
+            "passes": step * schedule.batch_size / len(train),
             "loss": loss_sum / seen,
             "valid_auc": float(figures.get("valid_auc", math.nan)),
+            "monitor_smoothed": smoothed(raw, schedule.smoothing),
             "valid_accuracy": float(figures.get("valid_accuracy", math.nan)),
             "learning_rate": rate,
+            # A check counts once min_steps are done and its smoothing window is full.
+            "eligible": step >= schedule.min_steps and len(raw) >= schedule.smoothing,
+            "kept": False,
             "triples_per_second": seen / train_seconds,
             "seconds": time.perf_counter() - started,
         }
         rows.append(row)
         log.info(
-            "epoch %d: loss %.5f, valid AUC %.4f, valid accuracy %.4f, learning rate %.3g, %.0f triples/s, %.1f s",
-            epoch,
+            "check %d, step %d (%.2f passes): loss %.5f, valid AUC %.4f, smoothed %s %.4f, valid accuracy %.4f, "
+            "learning rate %.3g, %.0f triples/s, %.1f s%s",
+            row["check"],
+            step,
+            row["passes"],
             row["loss"],
             row["valid_auc"],
+            monitor,
+            row["monitor_smoothed"],
             row["valid_accuracy"],
             rate,
             row["triples_per_second"],
             row["seconds"],
+            "" if row["eligible"] else " (not eligible yet: min_steps or the smoothing window)",
         )
         if not np.isfinite(row["loss"]):
-            log.warning("loss is not finite at epoch %d: stopping (best epoch kept)", epoch)
+            log.warning("loss is not finite at step %d: stopping (best check kept)", step)
             stop_reason = STOP_NOT_FINITE
             break
-        value = row[monitor]
+        if not row["eligible"]:
+            continue
+        value = row["monitor_smoothed"]
         if value > best_value:
-            best_value, best_epoch, best_weights = value, epoch, trainer.get_weights()
+            best_value, best_check, best_weights = value, row["check"], trainer.get_weights()
             since_best = since_change = 0
             continue
         since_best += 1
         since_change += 1
         if since_best >= schedule.early_stop_patience:
-            log.info("%s did not improve for %d epochs: stopping, best epoch %d", monitor, since_best, best_epoch)
+            log.info(
+                "smoothed %s did not improve for %d checks: stopping at step %d, kept check %d",
+                monitor,
+                since_best,
+                step,
+                best_check,
+            )
             stop_reason = STOP_PATIENCE
             break
         if since_change >= schedule.lr_patience:
@@ -179,8 +228,9 @@ def fit(
             trainer.learning_rate = rate
             since_change = 0
             log.info("learning rate decays to %.3g", rate)
-    if best_epoch == 0:
-        log.warning("no epoch gave a finite %s: keeping the initial weights", monitor)
+    if best_check == 0:
+        log.warning("no check after min_steps gave a finite %s: keeping the initial weights", monitor)
     trainer.set_weights(best_weights)
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    return FitResult(history, best_epoch, monitor, float(best_value), stop_reason, best_weights)
+    history["kept"] = history["check"] == best_check
+    return FitResult(history, monitor, best_check, stop_reason)

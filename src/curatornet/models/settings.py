@@ -47,13 +47,15 @@ class TrainSettings:
             }
         schedule = Schedule(
             batch_size=int(training["batch_size"]),
-            max_epochs=int(training["max_epochs"]),
             learning_rate=float(rate),
-            lr_decay=float(training["lr_decay"]),
-            lr_patience=int(training["lr_patience"]),
-            early_stop_patience=int(training["early_stop_patience"]),
             seed=int(seed),
-            epoch_triples=None if training["epoch_triples"] is None else int(training["epoch_triples"]),
+            check_every_steps=int(training["check_every_steps"]),
+            min_steps=int(training["min_steps"]),
+            max_steps=int(training["max_steps"]),
+            smoothing=int(training["smoothing"]),
+            early_stop_patience=int(training["early_stop_patience"]),
+            lr_patience=int(training["lr_patience"]),
+            lr_decay=float(training["lr_decay"]),
         )
         return cls(model, sampling, float(l2), int(seed), schedule, hyper)
 

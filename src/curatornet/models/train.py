@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from curatornet.artifacts import VBPR_GUIDELINES, catalogue_fingerprint, first_non_finite_row, read_embeddings_matrix
 from curatornet.errors import InputError
-from curatornet.evaluation.protocol import build_cases
+from curatornet.evaluation.protocol import Cases, build_cases
 from curatornet.io import read_frame
 from curatornet.models.features import Standardizer
 from curatornet.models.loop import fit
 from curatornet.models.persistence import write_model_dir
 from curatornet.models.settings import TrainSettings
 from curatornet.sampling.triples import Triples, read_triplets
+from curatornet.seeds import stream_rng
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def choose_curatornet_item_mode(train: Triples, n_items: int, batch_size: int, s
     of input rows; it only pays off when a batch's distinct items come close
     to the catalogue size.
     """
-    rng = np.random.default_rng(seed)
+    rng = stream_rng(seed, "item mode probe")
     counts = []
     for _ in range(3):
         rows = rng.choice(len(train), size=min(batch_size, len(train)), replace=False)
@@ -65,6 +68,83 @@ def choose_curatornet_item_mode(train: Triples, n_items: int, batch_size: int, s
     mode = "catalogue" if share > CATALOGUE_MODE_SHARE else "unique"
     log.info("a batch touches %.0f%% of the %d items: the item tower runs per %s", 100 * share, n_items, mode)
     return mode
+
+
+@dataclass
+class PreparedRun:
+    """Everything one run trains on, read and checked, with its freshly initialised trainer."""
+
+    settings: TrainSettings
+    trainer: Any
+    hyperparameters: dict[str, Any]
+    standardizer: Standardizer
+    train: Triples
+    valid: Triples
+    cases: Cases  # the validation baskets
+    items: pd.DataFrame
+    purchases: pd.DataFrame
+    n_users: int
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def monitor(self) -> str:
+        return "valid_auc" if len(self.cases) else "valid_accuracy"
+
+    def validate(self) -> dict[str, float]:
+        """The validation figures of the trainer's current weights (what every check reads)."""
+        from curatornet.evaluation.validation import mean_auc
+
+        auc = mean_auc(self.trainer.scorer(), self.cases) if len(self.cases) else math.nan
+        return {"valid_auc": auc, "valid_accuracy": self.trainer.pairwise_accuracy(self.valid)}
+
+
+def prepare_run(
+    settings: TrainSettings,
+    train_path: str | Path,
+    valid_path: str | Path,
+    embeddings_path: str | Path,
+    items_path: str | Path,
+    purchases_path: str | Path,
+) -> PreparedRun:
+    """Read one run's files, build its validation baskets and its model (seeded by the run's seed)."""
+    from curatornet.models.environment import configure_tensorflow
+
+    configure_tensorflow(seed=settings.seed)
+    embeddings = read_embeddings(embeddings_path)
+    n_items = len(embeddings)
+    items = read_frame(items_path, ("item", "item_id", "artist_id", "upload_time", "one_of_a_kind"))
+    if len(items) != n_items:
+        raise InputError(
+            embeddings_path, "item", n_items, f"{len(items)} items in {items_path} but this many embeddings"
+        )
+    purchases = read_frame(purchases_path, ("user", "user_id", "item", "time", "basket", "split"))
+    standardizer = Standardizer.fit(embeddings)
+    train = read_run_triplets(settings, train_path, n_items)
+    valid = read_run_triplets(settings, valid_path, n_items)
+    cases = build_cases(items, purchases, "valid", str(items_path), str(purchases_path))
+    n_users = int(purchases["user"].max()) + 1 if len(purchases) else 0
+    trainer, hyper = build_trainer(settings, standardizer, embeddings, train, n_users)
+    if not len(cases):
+        log.warning("no validation baskets (no user has three baskets): selecting on validation pairwise accuracy")
+    log.info(
+        "%s on %s sampling, l2=%g, seed %d: %d training triples of %d users (%.0f steps a pass), "
+        "%d validation triples, %d validation baskets, %d items of dimension %d",
+        settings.model,
+        settings.sampling,
+        settings.l2,
+        settings.seed,
+        len(train),
+        len(np.unique(train.user[train.user >= 0])),
+        math.ceil(len(train) / settings.schedule.batch_size),
+        len(valid),
+        len(cases),
+        n_items,
+        embeddings.shape[1],
+    )
+    return PreparedRun(settings, trainer, hyper, standardizer, train, valid, cases, items, purchases, n_users)
 
 
 def train_model(
@@ -78,85 +158,54 @@ def train_model(
 ) -> dict[str, Any]:
     """Train one run and write its directory; returns the contents of model.json.
 
-    Early stopping, the learning-rate decay and the kept epoch follow the mean
+    Early stopping, the learning-rate decay and the kept check follow the mean
     AUC over the validation baskets (``split == "valid"`` in purchases.parquet,
     scored like the test); without validation baskets they fall back to the
     pairwise accuracy on the validation triples, and model.json says so.
     """
-    from curatornet.models.environment import configure_tensorflow
-
-    configure_tensorflow(seed=settings.seed)
-    embeddings = read_embeddings(embeddings_path)
-    n_items = len(embeddings)
-    items = read_frame(items_path, ("item", "item_id", "artist_id", "upload_time", "one_of_a_kind"))
-    if len(items) != n_items:
-        raise InputError(
-            embeddings_path, "item", n_items, f"{len(items)} items in {items_path} but this many embeddings"
-        )
-    purchases = read_frame(purchases_path, ("user", "user_id", "item", "time", "basket", "split"))
-    item_ids = items.sort_values("item")["item_id"].astype(str)
-    standardizer = Standardizer.fit(embeddings)
-
-    train = read_run_triplets(settings, train_path, n_items)
-    valid = read_run_triplets(settings, valid_path, n_items)
-    cases = build_cases(items, purchases, "valid", str(items_path), str(purchases_path))
-    n_users = int(purchases["user"].max()) + 1 if len(purchases) else 0
-    trainer, hyper = build_trainer(settings, standardizer, embeddings, train, n_users)
-    monitor = "valid_auc" if len(cases) else "valid_accuracy"
-    if not len(cases):
-        log.warning("no validation baskets (no user has three baskets): selecting on validation pairwise accuracy")
-
-    def validate() -> dict[str, float]:
-        from curatornet.evaluation.validation import mean_auc
-
-        auc = mean_auc(trainer.scorer(), cases) if len(cases) else math.nan
-        return {"valid_auc": auc, "valid_accuracy": trainer.pairwise_accuracy(valid)}
-
-    log.info(
-        "%s on %s sampling, l2=%g, seed %d: %d training triples of %d users, %d validation triples, "
-        "%d validation baskets, %d items of dimension %d",
-        settings.model,
-        settings.sampling,
-        settings.l2,
-        settings.seed,
-        len(train),
-        len(np.unique(train.user[train.user >= 0])),
-        len(valid),
-        len(cases),
-        n_items,
-        embeddings.shape[1],
-    )
-    result = fit(trainer, train, settings.schedule, validate, monitor)
+    run = prepare_run(settings, train_path, valid_path, embeddings_path, items_path, purchases_path)
+    result = fit(run.trainer, run.train, settings.schedule, run.validate, run.monitor)
+    train = run.train
+    item_ids = run.items.sort_values("item")["item_id"].astype(str)
     meta = {
         "model": settings.model,
         "sampling": settings.sampling,
         "l2": settings.l2,
         "seed": settings.seed,
-        "n_items": int(n_items),
-        "n_users": n_users,
-        "catalogue": {"n_items": int(n_items), "fingerprint": catalogue_fingerprint(item_ids)},
-        "hyperparameters": hyper,
+        "n_items": run.n_items,
+        "n_users": run.n_users,
+        "catalogue": {"n_items": run.n_items, "fingerprint": catalogue_fingerprint(item_ids)},
+        "hyperparameters": run.hyperparameters,
         "training": settings.as_params(),
         "n_train_triples": len(train),
         "n_train_users": int(len(np.unique(train.user[train.user >= 0]))),
-        "n_valid_triples": len(valid),
-        "validation_users": len(cases),
+        "n_valid_triples": len(run.valid),
+        "validation_users": len(run.cases),
         "monitor": result.monitor,
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
+        "smoothing": settings.schedule.smoothing,
+        "min_steps": settings.schedule.min_steps,
+        "best_check": result.best_check,
+        "best_step": int(result.at_best("step")) if result.best_check else 0,
+        "checks_run": len(result.history),
+        "steps_run": int(result.history["step"].iloc[-1]) if len(result.history) else 0,
         "stop_reason": result.stop_reason,
         "valid_auc": result.at_best("valid_auc"),
+        "valid_monitor_smoothed": result.at_best("monitor_smoothed"),
         "valid_accuracy": result.at_best("valid_accuracy"),
     }
     log.info(
-        "kept epoch %d of %d (%s): valid AUC %.4f, valid accuracy %.4f",
-        result.best_epoch,
-        len(result.history),
+        "kept check %d (step %d) of %d checks, %d steps (%s): valid AUC %.4f (smoothed %s %.4f), valid accuracy %.4f",
+        meta["best_check"],
+        meta["best_step"],
+        meta["checks_run"],
+        meta["steps_run"],
         result.stop_reason,
         meta["valid_auc"],
+        result.monitor,
+        meta["valid_monitor_smoothed"],
         meta["valid_accuracy"],
     )
-    return write_model_dir(out_dir, trainer.model, standardizer, result.history, _json_safe(meta))
+    return write_model_dir(out_dir, run.trainer.model, run.standardizer, result.history, _json_safe(meta))
 
 
 def build_trainer(
