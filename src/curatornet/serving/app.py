@@ -285,10 +285,13 @@ def create_app(recommender: Recommender, settings: GateSettings | None = None) -
         responses=error_responses(400, 401, 403, 409, 413, 422, 503, 507, s409="an item with this id exists"),
         openapi_extra=WRITE_SECURITY,
     )
-    def add_item(item_id: Annotated[Text, PathParam(min_length=1, max_length=256)], item: NewItem) -> CatalogueChange:
+    async def add_item(
+        item_id: Annotated[Text, PathParam(min_length=1, max_length=256)], item: NewItem
+    ) -> JSONResponse:
         """A candidate from the very next request on, without retraining; kept across restarts."""
-        size = recommender.add_item(item_id, item.embedding, item.artist_id, item.one_of_a_kind)
-        return CatalogueChange(item_id=item_id, catalogue_size=size)
+        args = (item_id, item.embedding, item.artist_id, item.one_of_a_kind)
+        size = await run_in_threadpool(recommender.add_item, *args)
+        return JSONResponse({"item_id": item_id, "catalogue_size": size}, status_code=201)
 
     @app.delete(
         "/items/{item_id}",
@@ -297,10 +300,10 @@ def create_app(recommender: Recommender, settings: GateSettings | None = None) -
         responses=error_responses(400, 401, 403, 404, 413, 422, 503, 507, s404="not an item of the catalogue"),
         openapi_extra=WRITE_SECURITY,
     )
-    def remove_item(item_id: Annotated[Text, PathParam(min_length=1)]) -> CatalogueChange:
+    async def remove_item(item_id: Annotated[Text, PathParam(min_length=1)]) -> JSONResponse:
         """Never recommended again (it may still appear in profiles); kept across restarts."""
-        size = recommender.remove_item(item_id)
-        return CatalogueChange(item_id=item_id, catalogue_size=size)
+        size = await run_in_threadpool(recommender.remove_item, item_id)
+        return JSONResponse({"item_id": item_id, "catalogue_size": size})
 
     @app.post(
         "/admin/reload",
