@@ -100,8 +100,9 @@ def test_an_exposed_address_needs_a_token_or_read_only(world, tmp_path):
     assert "--host" in line and "0.0.0.0" in line and "CURATORNET_API_TOKEN" in line and "--read-only" in line
     line = refused_at_start(args_for(world, tmp_path / "c.sqlite"), token="short")
     assert "CURATORNET_API_TOKEN" in line and "16 characters" in line and "'short'" not in line
-    line = refused_at_start(args_for(world, tmp_path / "c.sqlite", "--max-body-mb", "0"))
-    assert "--max-body-mb" in line
+    for limit in ("0", "nan", "inf"):
+        line = refused_at_start(args_for(world, tmp_path / "c.sqlite", "--max-body-mb", limit))
+        assert "--max-body-mb" in line
     assert not (tmp_path / "c.sqlite").exists()  # refused before anything was opened
     # With a token (here from a file) it serves, and says at start that it is exposed.
     token_file = tmp_path / "token"

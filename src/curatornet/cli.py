@@ -23,10 +23,11 @@ MODEL_HELP = (
 )
 
 
-def selected_model_dir(path: str | Path) -> Path:
+def selected_model_dir(path: str | Path, announce: bool = True) -> Path:
     """The trained run to load: ``path`` itself when it holds a model.json; for a model's
     folder (``results/models/curatornet``), the run selected on the validation baskets, as
-    ``selection.csv`` beside the folder records it (best sampling and λ, best seed)."""
+    ``selection.csv`` beside the folder records it (best sampling and λ, best seed).
+    ``announce``: say on stderr which run that is (the service logs it instead)."""
     import pandas as pd
 
     from curatornet.stats import serving_run
@@ -37,7 +38,8 @@ def selected_model_dir(path: str | Path) -> Path:
         return path  # a run directory, or not a workflow's layout: the loader names what is missing
     run = serving_run(pd.read_csv(selection_file, dtype={"l2": str}), path.name)
     chosen = path / run["sampling"] / f"l2_{run['l2']}" / f"seed_{run['seed']}"
-    print(f"{path}: the run selected on validation is {chosen}", file=sys.stderr)
+    if announce:
+        print(f"{path}: the run selected on validation is {chosen}", file=sys.stderr)
     return chosen
 
 
@@ -209,7 +211,7 @@ def run_serve(args: argparse.Namespace) -> int:
         allowed_hosts=args.allowed_host,
         max_body_mb=args.max_body_mb,
         read_only=args.read_only,
-        select_model=selected_model_dir,
+        select_model=lambda path: selected_model_dir(path, announce=False),
     )
     return 0
 

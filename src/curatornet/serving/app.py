@@ -324,7 +324,12 @@ def create_app(recommender: Recommender, settings: GateSettings | None = None) -
         """Loads the run that --model selects now (after a retrain, say), re-applies the catalogue's
         changes and swaps it in atomically: requests in flight finish on the old model. SIGHUP does the same."""
         result = recommender.reload()
-        log.info("reloaded on request: model %s (was %s)", result["model_id"], result["previous_model_id"])
+        log.info(
+            "reloaded on request: model %s from %s (was %s)",
+            result["model_id"],
+            recommender.model_dir,
+            result["previous_model_id"],
+        )
         return result
 
     # ------------------------------------------------------------------ OpenAPI, gate

@@ -79,8 +79,8 @@ def gate_settings(
     host: str, token: str | None, allowed_hosts: Iterable[str], max_body_mb: float, read_only: bool
 ) -> GateSettings:
     """Trusted hosts: loopback, the bind address (unless a wildcard) and ``allowed_hosts``."""
-    if not max_body_mb > 0:
-        raise InputError(None, "--max-body-mb", max_body_mb, "must be a positive number of MiB")
+    if not 0 < max_body_mb < 1 << 20:  # NaN and inf fail too
+        raise InputError(None, "--max-body-mb", max_body_mb, "must be a positive number of MiB (below 1,048,576)")
     names = [*([] if host in _WILDCARDS else [host]), *allowed_hosts]
     return GateSettings.make(token, names, int(max_body_mb * (1 << 20)), read_only)
 
@@ -93,9 +93,10 @@ def reload_logged(recommender: Recommender) -> None:
         log.error("reload refused: %s", exc.problem)
         return
     log.info(
-        "reloaded on SIGHUP: model %s (%s, was %s), %d items in the catalogue, %.2f s",
+        "reloaded on SIGHUP: model %s (%s from %s, was %s), %d items in the catalogue, %.2f s",
         result["model_id"],
         result["model"],
+        recommender.model_dir,
         result["previous_model_id"],
         result["catalogue_size"],
         result["seconds"],
