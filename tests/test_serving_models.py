@@ -203,7 +203,8 @@ def test_serving_imports_no_tensorflow(trained_curatornet):
     code = f"""
 import sys
 import numpy as np
-import curatornet.cli, curatornet.serving.app, curatornet.serving.topk, curatornet.serving.recommender
+import curatornet.cli, curatornet.serving.app, curatornet.serving.server, curatornet.serving.topk
+import curatornet.serving.recommender
 from curatornet.models.base import Queries
 from curatornet.serving.models import load_numpy_scorer
 scorer = load_numpy_scorer({str(model_dir)!r}, np.random.default_rng(0).standard_normal((20, 32)).astype(np.float32))

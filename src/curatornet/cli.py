@@ -23,10 +23,11 @@ MODEL_HELP = (
 )
 
 
-def selected_model_dir(path: str | Path) -> Path:
+def selected_model_dir(path: str | Path, announce: bool = True) -> Path:
     """The trained run to load: ``path`` itself when it holds a model.json; for a model's
     folder (``results/models/curatornet``), the run selected on the validation baskets, as
-    ``selection.csv`` beside the folder records it (best sampling and λ, best seed)."""
+    ``selection.csv`` beside the folder records it (best sampling and λ, best seed).
+    ``announce``: say on stderr which run that is (the service logs it instead)."""
     import pandas as pd
 
     from curatornet.stats import serving_run
@@ -37,7 +38,8 @@ def selected_model_dir(path: str | Path) -> Path:
         return path  # a run directory, or not a workflow's layout: the loader names what is missing
     run = serving_run(pd.read_csv(selection_file, dtype={"l2": str}), path.name)
     chosen = path / run["sampling"] / f"l2_{run['l2']}" / f"seed_{run['seed']}"
-    print(f"{path}: the run selected on validation is {chosen}", file=sys.stderr)
+    if announce:
+        print(f"{path}: the run selected on validation is {chosen}", file=sys.stderr)
     return chosen
 
 
@@ -148,7 +150,8 @@ def run_recommend(args: argparse.Namespace) -> int:
 def add_serve(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="recommendation service over HTTP (cold start, known users, new and sold items); docs at /docs",
+        help="recommendation service over HTTP (cold start, known users, new and sold items); "
+        "OpenAPI document at /openapi.json",
     )
     parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--data", default="results/data", help="folder with items, embeddings and purchases")
@@ -163,18 +166,53 @@ def add_serve(subparsers) -> None:
         action="store_true",
         help="VBPR only: serve new users with a vector fitted to their profile (an approximation; see README)",
     )
-    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument(
+        "--token-file",
+        help="file holding the bearer token that changes (PUT, DELETE, /admin/) need; default: the environment "
+        "variable CURATORNET_API_TOKEN; without either, changes are refused",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name clients may use besides localhost and the bind address (repeatable; '*': any)",
+    )
+    parser.add_argument("--max-body-mb", type=float, default=1.0, help="largest request body, in MiB (default 1)")
+    parser.add_argument(
+        "--read-only", action="store_true", help="never write the database: serve it as it is, refuse changes"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="info (default) logs one line per request",
+    )
     parser.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """The logic is in curatornet.serving.server; --model is selected again at every reload."""
     import logging
 
-    from curatornet.serving.app import serve
+    from curatornet.serving.server import serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    model = selected_model_dir(args.model)
-    serve(model, args.data, args.db, args.host, args.port, args.index, args.vbpr_fold_in, args.log_level)
+    serve(
+        args.model,
+        args.data,
+        args.db,
+        args.host,
+        args.port,
+        args.index,
+        args.vbpr_fold_in,
+        args.log_level,
+        token_file=args.token_file,
+        allowed_hosts=args.allowed_host,
+        max_body_mb=args.max_body_mb,
+        read_only=args.read_only,
+        select_model=lambda path: selected_model_dir(path, announce=False),
+    )
     return 0
 
 

@@ -11,7 +11,11 @@
 - :mod:`curatornet.serving.topk`: batch top-k for every user of the purchase log.
 - :mod:`curatornet.serving.store`, :mod:`curatornet.serving.recommender`,
   :mod:`curatornet.serving.app`: the recommendation service (SQLite catalogue,
-  in-memory state, FastAPI application).
+  in-memory snapshots and model reloads, FastAPI application);
+  :mod:`curatornet.serving.gate` (trusted hosts, write token, body limit,
+  access log), :mod:`curatornet.serving.metrics` (Prometheus),
+  :mod:`curatornet.serving.responses` (the JSON error shape) and
+  :mod:`curatornet.serving.server` (settings, start-up checks, SIGHUP, uvicorn).
 
 Nothing here imports TensorFlow; a test checks it.
 """

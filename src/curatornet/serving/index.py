@@ -53,7 +53,7 @@ class ItemIndex(Protocol):
     def remove(self, ids: np.ndarray) -> None: ...
 
     def search(
-        self, queries: np.ndarray, k: int, exclude: Exclusions | None = None
+        self, queries: np.ndarray, k: int, exclude: Exclusions | None = None, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -115,18 +115,27 @@ class ExactIndex:
         active[rows] = False
         self._count -= len(rows)
 
-    def search(self, queries: np.ndarray, k: int, exclude: Exclusions | None = None):
+    def search(self, queries: np.ndarray, k: int, exclude: Exclusions | None = None, allowed: np.ndarray | None = None):
+        """The ``k`` best ids per query. ``allowed`` (bool by id) replaces the index's own record
+        of removals: ids it marks False, or beyond its length, are left out (a caller's snapshot)."""
         ids = self._ids.view()
         n = len(ids)
-        vectors, active = self._vectors.view()[:n], self._active.view()[:n]
+        vectors = self._vectors.view()[:n]
         scores = np.asarray(queries, dtype=np.float32) @ vectors.T
-        scores[:, ~active] = -np.inf
+        scores[:, ~self._candidates(ids, allowed)] = -np.inf
         if exclude is not None and len(exclude.ids):
             rows = np.searchsorted(ids, exclude.ids)
             found = rows < n
             found[found] = ids[rows[found]] == exclude.ids[found]
             scores[exclude.rows[found], rows[found]] = -np.inf
         return sorted_top_k(scores, ids, k)
+
+    def _candidates(self, ids: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+        if allowed is None:
+            return self._active.view()[: len(ids)]
+        inside = ids < len(allowed)
+        inside[inside] = allowed[ids[inside]]
+        return inside
 
 
 #: k-means of the IVF cells trains on at most this many vectors per cell (a seeded sample).
@@ -265,7 +274,8 @@ class FaissIndex:
                     active[row] = False
                     self._removed += 1
 
-    def search(self, queries: np.ndarray, k: int, exclude: Exclusions | None = None):
+    def search(self, queries: np.ndarray, k: int, exclude: Exclusions | None = None, allowed: np.ndarray | None = None):
+        """The ``k`` best ids per query; ``allowed`` as in :meth:`ExactIndex.search`."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         n_queries = len(queries)
         extra = int(exclude.per_query(n_queries).max()) if exclude is not None and len(exclude.ids) else 0
@@ -280,6 +290,10 @@ class FaissIndex:
                 keep = found.copy()
                 keep[found] = self._active.view()[rows[found]]
                 ids = np.where(found, self._ids.view()[np.maximum(rows, 0)], -1)
+                if allowed is not None:  # the caller's snapshot decides, not the index's removals
+                    inside = found & (ids >= 0) & (ids < len(allowed))
+                    keep = np.zeros_like(found)
+                    keep[inside] = allowed[ids[inside]]
                 if extra:
                     span = int(max(ids.max(), exclude.ids.max())) + 1
                     keep &= ~np.isin(np.arange(n_queries)[:, None] * span + ids, exclude.rows * span + exclude.ids)

@@ -390,6 +390,22 @@ class NumpyScorer:
             self._vectors.append(self._compute(embeddings, first, source))
         return np.arange(first, first + len(embeddings))
 
+    def vectors_for(self, embeddings: np.ndarray, source: str | None = None) -> np.ndarray:
+        """The item vectors of raw embeddings of items about to be added (nothing is added).
+
+        Overflow is not an error here: a caller checks the vectors (an extreme
+        embedding may give inf or NaN)."""
+        embeddings = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.embedding_dim)
+        with np.errstate(all="ignore"):
+            return self._compute(embeddings, len(self._vectors), source)
+
+    def append_vectors(self, vectors: np.ndarray) -> np.ndarray:
+        """Append item vectors made by :meth:`vectors_for`; returns their item indexes."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.model.output_dim)
+        with self._lock:
+            first = self._vectors.append(vectors)
+        return np.arange(first, first + len(vectors))
+
     def item_matrix(self) -> np.ndarray:
         """Item vectors of every item, (n_items, d)."""
         return self._vectors.view()
