@@ -193,7 +193,7 @@ def draw_all(folder, data) -> dict[str, tuple]:
     }
     plots.plot_clusters(data["cluster_items"], *paths["clusters"])
     plots.plot_sampling_auc(data["sampling_ttest"], data["per_user"], *paths["sampling_auc"])
-    plots.plot_learning_curves(data["histories"], *paths["learning_curves"])
+    plots.plot_learning_curves({label: [h] for label, h in data["histories"].items()}, *paths["learning_curves"])
     plots.plot_topk_curves(data["curves"], *paths["topk_curves"])
     plots.plot_restarts(data["restarts"], *paths["restarts"])
     runs = plots.example_runs(data["selection"], data["top"])

@@ -123,39 +123,40 @@ def plot_sampling_auc(sampling_tests: pd.DataFrame, per_user: pd.DataFrame, png,
 
 
 # (3) Learning curves -----------------------------------------------------------
-def plot_learning_curves(histories: Mapping[str, pd.DataFrame], png, svg) -> None:
+def plot_learning_curves(histories: Mapping[str, Sequence[pd.DataFrame]], png, svg) -> None:
     """Loss, validation AUC (each check, and smoothed: what stopping follows) and pairwise accuracy per Adam
-    step; a ring marks the kept check and the grey band the steps before ``min_steps``."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    step; one colour per run (model, sampling, λ), one line per seed; a ring marks each kept check and the
+    grey band the steps before ``min_steps``."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
     if not histories:
         for ax in axes:
             _empty(ax, "no trained model")
     palette = plt.get_cmap("tab20").colors
     before_min = 0
-    for position, (label, history) in enumerate(histories.items()):
+    for position, (label, seeds) in enumerate(histories.items()):
         style = "-" if "guidelines" in label else "--"
         colour = palette[position % len(palette)]
-        for ax, column in zip(axes, ("loss", "monitor_smoothed", "valid_accuracy")):
-            if column in history and history[column].notna().any():
-                ax.plot(history["step"], history[column], style, label=label, color=colour, lw=1.2)
-        if "valid_auc" in history and history["valid_auc"].notna().any():
-            axes[1].plot(history["step"], history["valid_auc"], ".", ms=2.5, color=colour, alpha=0.5)
-        kept = history[history["kept"].astype(bool)] if "kept" in history else history.iloc[0:0]
-        if len(kept):
-            axes[1].plot(kept["step"], kept["monitor_smoothed"], "o", ms=9, mfc="none", color=colour)
-        if "eligible" in history and (~history["eligible"].astype(bool)).any():
-            before_min = max(before_min, int(history.loc[~history["eligible"].astype(bool), "step"].max()))
+        for number, history in enumerate(seeds):
+            shown = label if number == 0 else None
+            for ax, column in zip(axes, ("loss", "monitor_smoothed", "valid_accuracy")):
+                if column in history and history[column].notna().any():
+                    ax.plot(history["step"], history[column], style, label=shown, color=colour, lw=1.1)
+            if "valid_auc" in history and history["valid_auc"].notna().any():
+                axes[1].plot(history["step"], history["valid_auc"], ".", ms=2, color=colour, alpha=0.4)
+            kept = history[history["kept"].astype(bool)] if "kept" in history else history.iloc[0:0]
+            if len(kept):
+                axes[1].plot(kept["step"], kept["monitor_smoothed"], "o", ms=8, mfc="none", color=colour)
+            if "eligible" in history and (~history["eligible"].astype(bool)).any():
+                before_min = max(before_min, int(history.loc[~history["eligible"].astype(bool), "step"].max()))
     if before_min:
-        axes[1].axvspan(0, before_min, color="0.9", zorder=0, label="before min_steps")
-    axes[0].set(xlabel="Adam step", ylabel="training loss", title="Training loss")
-    axes[1].set(
-        xlabel="Adam step",
-        ylabel="mean AUC, validation baskets",
-        title="Validation AUC: checks (dots), smoothed (lines), kept (ring)",
-    )
+        axes[1].axvspan(0, before_min, color="0.92", zorder=0, label="before min_steps")
+    axes[0].set(xlabel="Adam step", ylabel="training loss (log scale)", title="Training loss")
+    if histories:
+        axes[0].set_yscale("log")  # softplus plus λ‖W‖²: positive, and λ = 0.01 dwarfs the rest on a linear axis
+    axes[1].set(xlabel="Adam step", ylabel="mean AUC, validation baskets", title="Validation AUC (ring: kept check)")
     axes[2].set(xlabel="Adam step", ylabel="pairwise accuracy", title="Validation triples: pairwise accuracy")
     if histories:
-        axes[1].legend(fontsize=6, loc="lower right")
+        fig.legend(*axes[1].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     save_figure(fig, png, svg)
 
 
@@ -352,15 +353,11 @@ def figure_learning_curves(png, svg, *, histories: Sequence, runs: Sequence[Mapp
     """``histories``: history.csv of each run, in the order of ``runs`` (their model, sampling, l2 and seed)."""
     if len(histories) != len(runs):
         raise InputError(None, "histories", len(histories), f"one history per run expected ({len(runs)} runs)")
-    several_seeds = len({str(run.get("seed", "")) for run in runs}) > 1
-    curves = {
-        run_label(run["model"], run["sampling"], run["l2"]) + (f" seed {run['seed']}" if several_seeds else ""): (
-            pd.read_csv(path)
-        )
-        for run, path in zip(runs, histories)
-    }
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for run, path in zip(runs, histories):
+        curves.setdefault(run_label(run["model"], run["sampling"], run["l2"]), []).append(pd.read_csv(path))
     plot_learning_curves(curves, png, svg)
-    return f"{len(curves)} runs"
+    return f"{len(histories)} runs"
 
 
 def figure_topk_curves(png, svg, *, curves) -> str:
