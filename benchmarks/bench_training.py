@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from curatornet.models.environment import configure_tensorflow, tune_allocator  # noqa: E402
 from curatornet.models.features import Standardizer  # noqa: E402
 from curatornet.models.loop import iterate_batches  # noqa: E402
-from curatornet.models.train import choose_curatornet_item_mode, read_embeddings  # noqa: E402
+from curatornet.models.train import read_embeddings  # noqa: E402
 from curatornet.sampling.triples import Triples, read_triplets  # noqa: E402
 
 PAPER_TRIPLES = 10_000_000
@@ -135,11 +135,11 @@ def main() -> None:
 
 
 def bench_curatornet(args, data: Triples, features: np.ndarray, standardizer: Standardizer, batch_size: int) -> None:
-    from curatornet.models.curatornet import CuratorNet, CuratorNetTrainer
+    from curatornet.models.curatornet import CuratorNet, CuratorNetTrainer, choose_item_mode
 
     n_items, dim = features.shape
     model = CuratorNet(dim, seed=0)
-    mode = choose_curatornet_item_mode(data, n_items, batch_size, 0) if args.item_mode == "auto" else args.item_mode
+    mode = choose_item_mode(data, n_items, batch_size, 0) if args.item_mode == "auto" else args.item_mode
     trainer = CuratorNetTrainer(model, standardizer, features, 1e-4, 1e-3, item_mode=mode)
     rng = np.random.default_rng(0)
     batches = iterate_batches(data, batch_size, rng, distinct_profiles=True)

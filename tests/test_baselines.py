@@ -1,14 +1,15 @@
-"""VisRank against a direct NumPy computation; Random and Oracle behaviour."""
+"""VisRank against a direct NumPy computation; Random, Oracle and MostPopular behaviour."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from curatornet.errors import InputError
 from curatornet.models import baselines
 from curatornet.models.base import Queries, Scorer
-from curatornet.models.baselines import Oracle, RandomScorer, VisRank
+from curatornet.models.baselines import MostPopular, Oracle, RandomScorer, VisRank
 
 
 def _direct_visrank(embeddings, profile, items, aggregate, top_k):
@@ -59,3 +60,32 @@ def test_random_is_seeded_and_oracle_ranks_truth_first():
     assert oracle[0].argmax() == 3 and set(np.flatnonzero(oracle[1] == oracle[1].max())) == {1, 4}
     with pytest.raises(InputError, match="truth"):
         Oracle().score(Queries(np.array([0]), [np.array([0])]), items)
+
+
+def test_mostpopular_counts_training_purchases_before_each_query_and_breaks_ties_by_item():
+    ms = lambda day: np.datetime64(f"2020-01-{day:02d}", "ms")  # noqa: E731
+    purchases = pd.DataFrame(
+        {
+            "item": [3, 3, 1, 1, 1, 4, 2, 0],
+            "time": [ms(1), ms(2), ms(3), ms(4), ms(5), ms(1), ms(2), ms(2)],
+            "split": ["train", "train", "train", "train", "train", "train", "valid", "test"],
+        }
+    )
+    scorer = MostPopular(purchases, n_items=5)
+    queries = Queries(np.array([0, 1, 2]), [np.array([0])] * 3, times=np.array([ms(3), ms(5), ms(9)]).astype(np.int64))
+    scores = scorer.score(queries, np.arange(5))
+    order = np.argsort(-scores, axis=1, kind="stable")
+    # Day 3: item 3 bought twice, item 4 once; the rest never (ties: lower item index first).
+    # Valid and test purchases (items 2 and 0) never count: they are not the training log.
+    assert order[0].tolist() == [3, 4, 0, 1, 2]
+    # Day 5: item 1 twice (day 3 and 4; the purchase on day 5 is not before the query), tied with 3.
+    assert order[1].tolist() == [1, 3, 4, 0, 2]
+    assert order[2].tolist() == [1, 3, 4, 0, 2]  # three purchases of item 1 by day 9
+    assert len(np.unique(scores[0])) == 5  # a strict order: no AUC tie
+    # Only the candidates asked for are ranked, in the same order.
+    subset = scorer.score(queries, np.array([4, 0, 3]))
+    assert np.argsort(-subset[0], kind="stable").tolist() == [2, 0, 1]
+    # Without a query time: the whole training log.
+    assert np.argsort(-scorer.score(Queries(np.array([0]), [np.array([0])]), np.arange(5))[0]).tolist()[0] == 1
+    with pytest.raises(InputError, match="split"):
+        MostPopular(purchases.drop(columns="split"), n_items=5)

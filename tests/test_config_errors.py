@@ -22,7 +22,7 @@ def error_for(change) -> str:
     with pytest.raises(InputError) as caught:
         validate_config(config, SCHEMA, "config/test.yaml + mine.yaml")
     message = str(caught.value)
-    assert "\n" not in message and len(message) < 300, message
+    assert "\n" not in message and len(message) < 320, message
     assert message.startswith("file 'config/test.yaml + mine.yaml', field ")
     return message
 
@@ -53,6 +53,16 @@ def error_for(change) -> str:
             "field 'sampling.budgets.d1_basket.valid': required key is missing",
         ),
         (lambda c: c.update(sed=1), "field 'sed': unknown key; allowed here: seed, dataset,"),
+        (lambda c: c["training"].update(seeds=[0, 0]), "field 'training.seeds': [0, 0] has non-unique elements"),
+        (
+            lambda c: c["training"]["runs"].update(popular={"guidelines": [0.0]}),
+            "field 'training.runs.popular': unknown key; allowed here: curatornet, vbpr (value:",
+        ),
+        (
+            lambda c: c.update(recommendations={"recommenders": ["oracle"]}),
+            "field 'recommendations.recommenders[0]': must be one of: curatornet, vbpr, visrank (value: 'oracle')",
+        ),
+        (lambda c: c.update(plugins=["no_such_plugin"]), "field 'plugins': cannot import this plugin module"),
     ],
 )
 def test_a_schema_error_names_the_key_its_value_and_what_is_allowed(change, expected):

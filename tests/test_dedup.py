@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 from test_sampling import clusters_frame, items_frame, purchases_frame
 
-from curatornet.artifacts import GUIDELINES, MERGED_TRIPLETS_SCHEMA, SHARDS
+from curatornet import parts
+from curatornet.artifacts import MERGED_TRIPLETS_SCHEMA
 from curatornet.errors import InputError
 from curatornet.sampling import SamplingData, Triples, merge_shards, sample_shard
 
@@ -64,8 +65,8 @@ def test_first_copy_wins_and_splits_are_disjoint():
 
 def test_merging_sampled_shards_leaves_no_duplicate_hash():
     data = SamplingData.from_tables(items_frame(), purchases_frame(), clusters_frame())
-    shards = {g: sample_shard(data, g, 30, 8, seed=11, max_profile=3)[0] for g in SHARDS}
-    merged, report = merge_shards({g: shards[g] for g in GUIDELINES})
+    shards = {g: sample_shard(data, g, 30, 8, seed=11, max_profile=3)[0] for g in parts.shard_names()}
+    merged, report = merge_shards({g: shards[g] for g in parts.guideline_names()})
     th = merged["train"].column("hash").to_numpy()
     vh = merged["valid"].column("hash").to_numpy()
     assert len(np.unique(th)) == len(th) and len(np.unique(vh)) == len(vh)

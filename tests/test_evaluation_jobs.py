@@ -12,15 +12,15 @@ from curatornet.evaluation.cases import read_cases, write_cases
 from curatornet.evaluation.evaluate import (
     baseline_scorer,
     baseline_settings,
-    build_cases,
     check_embeddings,
-    evaluate_methods,
     evaluate_scorer,
+    gather_results,
     read_result,
     summarise,
     to_table,
     write_result,
 )
+from curatornet.evaluation.protocol import build_cases
 
 EVALUATION = {"ks": [1, 2], "curve_max_k": 4, "visrank": {"aggregate": "max", "top_k": 2}, "random_seed": 3}
 
@@ -70,10 +70,12 @@ def test_one_job_per_scorer_then_a_gather_equals_one_pass(frames, tmp_path):
     cases = build_cases(*frames)
     embeddings = np.random.default_rng(0).random((cases.n_items, 4)).astype(np.float32)
     check_embeddings(embeddings, cases)
-    runs = [
-        ({"method": name}, baseline_scorer(name, embeddings, EVALUATION)) for name in ("visrank", "random", "oracle")
-    ]
-    one_pass = evaluate_methods(runs, cases, EVALUATION["ks"], EVALUATION["curve_max_k"])
+    items, purchases = frames
+    names = ("visrank", "random", "oracle", "mostpopular")
+    runs = [({"method": name}, baseline_scorer(name, embeddings, EVALUATION, purchases)) for name in names]
+    one_pass = gather_results(
+        [evaluate_scorer(key, scorer, cases, EVALUATION["ks"], EVALUATION["curve_max_k"]) for key, scorer in runs]
+    )
 
     files = {"per_user": [], "curves": [], "top": []}
     for key, scorer in runs:
@@ -87,9 +89,16 @@ def test_one_job_per_scorer_then_a_gather_equals_one_pass(frames, tmp_path):
     for name in ("per_user", "curves", "top"):
         expected = to_table(getattr(one_pass, name)).to_pandas()
         pd.testing.assert_frame_equal(getattr(gathered, name), expected, check_dtype=False)
-    summary = summarise(gathered.per_user, EVALUATION["ks"])
+    summary = summarise(gathered.per_user)
     assert summary["Method"].iloc[0] == "Oracle" and summary["Method"].iloc[-1] == "Random"
-    assert summary.loc[summary["Method"] == "Oracle", "AUC"].item() == 1.0
+    assert summary.loc[summary["Method"] == "Oracle", ["AUC", "MRR"]].values.tolist() == [[1.0, 1.0]]
+    assert list(summary.columns[5:]) == ["AUC", "MRR", "R@1", "P@1", "nDCG@1", "nDCG@1 (paper)"] + [
+        "R@2",
+        "P@2",
+        "nDCG@2",
+        "nDCG@2 (paper)",
+        "users",
+    ]
 
 
 def test_embeddings_must_cover_the_cases_items(frames):
@@ -103,5 +112,8 @@ def test_each_baseline_depends_on_its_own_settings_only():
     assert baseline_settings("random", EVALUATION)["random_seed"] == 3
     assert "random_seed" not in baseline_settings("visrank", EVALUATION)
     assert baseline_settings("visrank", EVALUATION)["visrank"] == {"aggregate": "max", "top_k": 2}
+    assert baseline_settings("mostpopular", EVALUATION) == {"ks": [1, 2], "curve_max_k": 4}
     with pytest.raises(InputError, match="baseline"):
         baseline_scorer("popularity", np.zeros((2, 2), dtype=np.float32), EVALUATION)
+    with pytest.raises(InputError, match="reads the purchases"):
+        baseline_scorer("mostpopular", np.zeros((2, 2), dtype=np.float32), EVALUATION)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from curatornet.evaluation import metrics
-from curatornet.evaluation.evaluate import evaluate_methods, summarise, to_table
-from curatornet.evaluation.protocol import TestCases
+from curatornet.evaluation.evaluate import evaluate_scorer, summarise, to_table
+from curatornet.evaluation.protocol import Cases
 from curatornet.models.base import Queries
 
 
@@ -64,13 +64,13 @@ def test_recall_precision_ndcg_hand_computed():
     # Ranking hits at ranks 2 and 4; three truth items.
     hit = np.array([[False, True, False, True, False]])
     n_truth = np.array([3])
-    assert metrics.recall_at(hit, n_truth, 4)[0] == pytest.approx(2 / 3)
-    assert metrics.precision_at(hit, 4)[0] == pytest.approx(2 / 4)
+    assert metrics.recall_curve(hit, n_truth)[0, 3] == pytest.approx(2 / 3)
+    assert metrics.precision_curve(hit)[0, 3] == pytest.approx(2 / 4)
     dcg = 1 / np.log2(3) + 1 / np.log2(5)
     ideal = 1 + 1 / np.log2(3) + 1 / np.log2(4)
-    assert metrics.ndcg_at(hit, n_truth, 4)[0] == pytest.approx(dcg / ideal)
+    assert metrics.ndcg_curve(hit, n_truth)[0, 3] == pytest.approx(dcg / ideal)
     # With k = 2 the ideal DCG places min(3, 2) = 2 hits.
-    assert metrics.ndcg_at(hit, n_truth, 2)[0] == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))
+    assert metrics.ndcg_curve(hit, n_truth)[0, 1] == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))
     curve = metrics.recall_curve(hit, n_truth)[0]
     np.testing.assert_allclose(curve, [0, 1 / 3, 1 / 3, 2 / 3, 2 / 3])
 
@@ -87,8 +87,25 @@ class _FixedScorer:
         return self.matrix[: len(queries)][:, items]
 
 
-def test_evaluate_methods_per_user_and_summary():
-    cases = TestCases(
+def test_mrr_is_the_reciprocal_rank_of_the_first_truth_item_in_the_full_ranking():
+    scores = np.array([[0.9, 0.5, 0.5, 0.1, 0.7, 0.3], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [1, 1, 1, 1, 1, 1]])
+    candidates = np.ones_like(scores, dtype=bool)
+    candidates[0, 0] = False  # not in the inventory: it never ranks
+    truth = np.zeros_like(candidates)
+    truth[0, [2, 3]] = True  # ranking 4, 1, 2 (the tie with 1 goes to the lower index), 5, 3: first truth third
+    truth[1, 0] = True  # last of six
+    truth[2, 4] = True  # all tied: by index, fifth
+    np.testing.assert_allclose(metrics.mrr(scores, candidates, truth), [1 / 3, 1 / 6, 1 / 5])
+    # The full ranking agrees with top_k's (same tie rule), well beyond any cut-off.
+    for row in range(3):
+        ranking = metrics.top_k(scores[row : row + 1], candidates[row : row + 1], 6)[0].tolist()
+        first = min(ranking.index(i) for i in np.flatnonzero(truth[row]))
+        assert metrics.mrr(scores[row : row + 1], candidates[row : row + 1], truth[row : row + 1])[0] == 1 / (1 + first)
+    assert np.isnan(metrics.mrr(scores[:1], candidates[:1], np.zeros_like(truth[:1])))[0]
+
+
+def test_evaluate_scorer_per_user_and_summary():
+    cases = Cases(
         users=np.array([5, 6], dtype=np.int32),
         user_ids=np.array(["a", "b"], dtype=object),
         times=np.array([10, 20], dtype=np.int64),
@@ -98,21 +115,16 @@ def test_evaluate_methods_per_user_and_summary():
         removed_after=np.array([5, 2**62, 2**62, 2**62, 2**62], dtype=np.int64),  # item 0 sold at 5
     )
     scores = [[9, 8, 7, 6, 5], [1, 2, 3, 4, 5]]
-    result = evaluate_methods(
-        [({"method": "curatornet", "sampling": "guidelines", "l2": "0"}, _FixedScorer(scores))],
-        cases,
-        ks=[1, 2],
-        curve_max_k=3,
-        top_n=2,
-    )
+    key = {"method": "curatornet", "sampling": "guidelines", "l2": "0"}
+    result = evaluate_scorer(key, _FixedScorer(scores), cases, ks=[1, 2], curve_max_k=3, top_n=2)
     row_a, row_b = (row for _, row in result.per_user.iterrows())
     # user a: candidates 1, 2, 4 (0 sold, 3 not uploaded); ranking 1, 2, 4; truth 2.
-    assert row_a["n_candidates"] == 3 and row_a["auc"] == pytest.approx(0.5)
+    assert row_a["n_candidates"] == 3 and row_a["auc"] == pytest.approx(0.5) and row_a["mrr"] == pytest.approx(0.5)
     assert row_a["precision@1"] == 0.0 and row_a["recall@2"] == 1.0
     assert result.top.query("user == 5")["item"].tolist() == [1, 2]
     # user b: candidates 1..4; ranking 4, 3, 2, 1; truth {3, 4} both at the top.
     assert row_b["auc"] == 1.0 and row_b["n_candidates"] == 4 and row_b["ndcg@2"] == pytest.approx(1.0)
-    summary = summarise(result.per_user, ks=[1, 2])
+    summary = summarise(result.per_user)
     assert list(summary.columns) == [
         "Method",
         "sampling",
@@ -120,6 +132,7 @@ def test_evaluate_methods_per_user_and_summary():
         "seed",
         "split",
         "AUC",
+        "MRR",
         "R@1",
         "P@1",
         "nDCG@1",
@@ -147,13 +160,14 @@ def test_summary_order_oracle_first_random_last():
             "split": "test",
             "user": [0, 0, 0, 0],
             "auc": [0.9, 0.6, 1.0, 0.7],  # Random last even with the best AUC of the rest
+            "mrr": 0.0,
             "recall@20": 0.0,
             "precision@20": 0.0,
             "ndcg@20": 0.0,
             "ndcg_paper@20": 0.0,
         }
     )
-    summary = summarise(per_user, ks=[20])
+    summary = summarise(per_user)
     assert summary["Method"].tolist() == ["Oracle", "CuratorNet", "VisRank", "Random"]
 
 

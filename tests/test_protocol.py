@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from curatornet.errors import InputError
-from curatornet.evaluation.evaluate import evaluate_methods
-from curatornet.evaluation.protocol import build_test_cases
+from curatornet.evaluation.evaluate import evaluate_scorer, gather_results
+from curatornet.evaluation.protocol import build_cases
 from curatornet.models.baselines import Oracle, RandomScorer
 
 UGALLERY = Path(__file__).resolve().parents[1].parent / "shared" / "ugallery"
@@ -63,7 +63,7 @@ def timeline():
 
 def test_inventory_replay(timeline):
     items, purchases = timeline
-    cases = build_test_cases(items, purchases)
+    cases = build_cases(items, purchases)
     assert cases.users.tolist() == [0]
     assert cases.dropped_users.tolist() == [2]
     candidates = np.flatnonzero(cases.candidate_mask()[0]).tolist()
@@ -82,7 +82,7 @@ def test_validation_rows_count_as_earlier_purchases(timeline):
     items, purchases = timeline
     with_valid = purchases.copy()
     with_valid.loc[1, "split"] = "valid"  # user 0's basket before the test basket
-    cases = build_test_cases(items, with_valid)
+    cases = build_cases(items, with_valid)
     assert cases.users.tolist() == [0]
     assert cases.profiles[0].tolist() == [0, 1]
     assert cases.truth[0].tolist() == [2, 4]
@@ -93,11 +93,11 @@ def test_bad_input_names_field(timeline):
     broken = purchases.copy()
     broken.loc[0, "item"] = 99
     with pytest.raises(InputError, match="'item'"):
-        build_test_cases(items, broken)
+        build_cases(items, broken)
     with pytest.raises(InputError, match="'split'"):
-        build_test_cases(items, purchases.assign(split="dev"))
+        build_cases(items, purchases.assign(split="dev"))
     with pytest.raises(InputError, match="upload_time"):
-        build_test_cases(items.drop(columns="upload_time"), purchases)
+        build_cases(items.drop(columns="upload_time"), purchases)
 
 
 def _ugallery_frames(folder: Path):
@@ -136,16 +136,12 @@ def test_real_ugallery_protocol():
     if not (UGALLERY / "valid_sales.csv").exists():
         pytest.skip(f"real UGallery files not found at {UGALLERY}")
     items, purchases = _ugallery_frames(UGALLERY)
-    cases = build_test_cases(items, purchases)
+    cases = build_cases(items, purchases)
     assert len(cases) == 728
     assert round(float(np.mean([len(t) for t in cases.truth])), 4) == 1.3104
     assert float(np.median(cases.n_candidates())) == 2233
-    result = evaluate_methods(
-        [({"method": "oracle"}, Oracle()), ({"method": "random"}, RandomScorer(seed=7))],
-        cases,
-        ks=(20, 100),
-        curve_max_k=100,
-    )
+    runs = [({"method": "oracle"}, Oracle()), ({"method": "random"}, RandomScorer(seed=7))]
+    result = gather_results([evaluate_scorer(key, scorer, cases, (20, 100), 100) for key, scorer in runs])
     per_user = result.per_user.set_index("method")
     oracle = per_user.loc["oracle"]
     assert round(oracle["precision@20"].mean(), 4) == 0.0655

@@ -95,7 +95,7 @@ def make_inputs(
         runs=runs,
         sampling_tests=stats.sampling_tests(test, selection, stats.table2(per_user, selection, "test")),
         verdict_tests=stats.verdict_tests(test, selection, stats.table2(per_user, selection, "test")),
-        visrank_tests=stats.visrank_tests(test),
+        reference_tests=stats.reference_tests(test),
         segments=stats.segments(averaged, selection),
         per_user=per_user,
         data_stats=pd.DataFrame(

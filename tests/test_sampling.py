@@ -9,9 +9,20 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from curatornet.artifacts import SHARDS, TRIPLETS_SCHEMA
+from curatornet import parts
+from curatornet.artifacts import TRIPLETS_SCHEMA
 from curatornet.errors import InputError
-from curatornet.sampling import SamplingData, build_profiles, random_budget, sample_shard, shard_seed, triple_hashes
+from curatornet.io import write_parquet
+from curatornet.registry import GUIDELINES
+from curatornet.sampling import (
+    SamplingData,
+    build_profiles,
+    plan,
+    random_budget,
+    sample_shard,
+    shard_seed,
+    triple_hashes,
+)
 from curatornet.sampling.arrays import first_occurrence_mask, ranges, sorted_contains
 from curatornet.sampling.guidelines import NegativeSampler
 
@@ -42,6 +53,7 @@ BASKETS = [
     (5, 1, [17], "test"),
 ]
 BUDGET = {"train": 30, "valid": 8}
+SHARDS = parts.shard_names()
 
 
 def items_frame() -> pd.DataFrame:
@@ -142,7 +154,7 @@ def check_triple(guideline: str, profile: list, i: int, j: int, u: int, max_prof
 
 
 @pytest.mark.parametrize("max_profile", [None, 2])
-@pytest.mark.parametrize("guideline", SHARDS)
+@pytest.mark.parametrize("guideline", parts.shard_names())
 def test_every_triple_follows_its_guideline(data, guideline, max_profile):
     table, report = sample_shard(data, guideline, BUDGET["train"], BUDGET["valid"], seed=7, max_profile=max_profile)
     assert table.schema.equals(TRIPLETS_SCHEMA)
@@ -228,10 +240,31 @@ def test_fixed_seed_gives_identical_shards(data):
 def test_shard_seeds_and_random_budget():
     seeds = {shard_seed(42, s) for s in SHARDS}
     assert len(seeds) == len(SHARDS)
+    assert shard_seed(42, "d4_profile") == parts.shard("d4_profile").seed(42) != shard_seed(43, "d4_profile")
     budgets = {"d1_basket": {"train": 10, "valid": 1}, "d6_same_artist": {"train": 5, "valid": 2}}
     assert random_budget(budgets) == {"train": 15, "valid": 3}
-    with pytest.raises(InputError):
-        shard_seed(42, "d7")
+    with pytest.raises(InputError) as info:
+        parts.shard("d7")
+    assert info.value.field == "guideline" and info.value.value == "d7"
+
+
+def test_the_d4_shard_is_byte_identical_with_and_without_d3_among_the_guidelines(data, tmp_path):
+    """A shard's seed hashes its name: adding or removing another guideline never changes its bytes."""
+    config = {"seed": 42, "sampling": {"budgets": {g: BUDGET for g in GUIDELINES.names()}, "max_profile": 4}}
+
+    def d4_bytes(path):
+        params = plan.shard_params(config, "d4_profile")
+        table, _ = sample_shard(data, "d4_profile", params["train"], params["valid"], params["seed"], 4)
+        write_parquet(table, path, TRIPLETS_SCHEMA)
+        return path.read_bytes()
+
+    with_d3 = d4_bytes(tmp_path / "with_d3.parquet")
+    with GUIDELINES.scope():
+        GUIDELINES.unregister("d3_artist_cluster")
+        assert "d3_artist_cluster" not in parts.guideline_names()
+        without_d3 = d4_bytes(tmp_path / "without_d3.parquet")
+    assert parts.guideline_names().index("d3_artist_cluster") == 2  # restored, in its place
+    assert without_d3 == with_d3
 
 
 def test_hash_is_order_independent_in_the_profile():

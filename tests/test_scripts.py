@@ -20,7 +20,7 @@ from test_plots import fake_artifacts
 
 from curatornet.data.prepare import embeddings_table
 from curatornet.evaluation.cases import write_cases
-from curatornet.evaluation.evaluate import build_cases
+from curatornet.evaluation.protocol import build_cases
 from curatornet.io import write_parquet
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"

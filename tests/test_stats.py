@@ -157,7 +157,7 @@ def test_table2_means_over_seeds_with_spread_and_marks_the_selected_lambda(evalu
     assert table[table["method"] == "visrank"]["selected"].iloc[0]
 
 
-def test_sampling_and_visrank_tests_use_seed_averaged_users(evaluated):
+def test_sampling_and_reference_tests_use_seed_averaged_users(evaluated):
     per_user, selection = evaluated
     averaged = stats.seed_average(per_user)
     table2 = stats.table2(per_user, selection)
@@ -175,14 +175,15 @@ def test_sampling_and_visrank_tests_use_seed_averaged_users(evaluated):
     assert first["mean_diff"] == pytest.approx((g - r).mean())
     np.testing.assert_allclose(sampling["p_holm"], stats.holm(sampling["p"]))
 
-    versus = stats.visrank_tests(averaged)
-    assert len(versus) == 5 and "p_holm" in versus.columns
+    versus = stats.reference_tests(averaged)
+    assert len(versus) == 5 and "p_holm" in versus.columns and set(versus["reference"]) == {"visrank"}
     np.testing.assert_allclose(versus["p_holm"], stats.holm(versus["p"]))
     verdicts = stats.verdict_tests(averaged, selection, table2)
+    # Every registered model against the reference baseline, then against each other.
     assert verdicts[["a", "b"]].values.tolist() == [
         ["curatornet", "visrank"],
-        ["curatornet", "vbpr"],
         ["vbpr", "visrank"],
+        ["curatornet", "vbpr"],
     ]
     assert verdicts["l2_a"].tolist()[0] == "0"  # the selected λ, not the test's best (0.001)
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from test_sampling import clusters_frame, items_frame, purchases_frame
 
-from curatornet.artifacts import GUIDELINES, SHARDS
+from curatornet import parts
 from curatornet.errors import InputError
 from curatornet.io import write_parquet
 from curatornet.sampling import plan, shard_seed
@@ -26,6 +26,8 @@ from curatornet.sampling import plan, shard_seed
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "workflow" / "rules"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+GUIDELINES = parts.guideline_names()
+SHARDS = parts.shard_names()
 
 
 def write_config(path: Path, budgets: dict, max_profile: int = 3) -> None:

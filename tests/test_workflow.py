@@ -6,9 +6,7 @@ user's own results/ folder.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,26 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_PARTS = ("workflow", "config", "src", "envs", "profiles")
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def copy_project(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in PROJECT_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif source.exists():
-            shutil.copy2(source, dest / part)
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+from conftest import REPO, TOY_OVERLAY, copy_project, snakemake, tiny_config
 
 
 def planned(output: str) -> Counter:
@@ -103,27 +82,19 @@ def test_clusters_k_above_the_item_count_fails_before_anything_runs(tmp_path):
     assert "field 'clusters.k': must be below the number of items (400 in the generated data set" in output
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = copy_project(tmp_path_factory.mktemp("tiny"))
-    result = snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml")
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return workdir
-
-
-def tiny_config() -> dict:
-    return yaml.safe_load((REPO / "config/test.yaml").read_text())
-
-
 @pytest.mark.slow
 def test_tiny_run_produces_the_report_and_every_method(tiny_run):
     summary = pd.read_csv(tiny_run / "results/evaluation/summary.csv")
-    methods = set(summary["Method"].str.lower())
-    assert {"curatornet", "vbpr", "visrank", "random", "oracle"} <= methods
+    methods = set(summary["Method"])
+    assert {"CuratorNet", "VBPR", "VisRank", "Random", "Oracle", "MostPopular"} <= methods
+    assert {"AUC", "MRR", "R@20", "nDCG@100 (paper)"} <= set(summary.columns)
     html = (tiny_run / "results/report/report.html").read_text()
-    assert "Table 2" in html or "table" in html.lower()
-    for method in ("CuratorNet", "VBPR", "VisRank", "Oracle", "Random"):
-        assert method.lower() in html.lower()
+    answer = html[html.index('id="answer"') : html.index('id="figures"')]
+    assert "<h3>Table 2 at the λ selected on validation</h3>" in answer
+    for method in ("CuratorNet", "VBPR", "VisRank", "Oracle", "Random", "MostPopular"):
+        assert f'<td class="text">{method}</td>' in answer, method
+    for column in ("AUC", "MRR", "R@20", "nDCG@20 (paper)"):
+        assert f">{column}</th>" in answer, column
     # The run-time table shows every stage that ran (the report cannot time itself).
     runtimes = html[html.index('id="runtime"') :]
     stages = {path.name for path in (tiny_run / "benchmarks/results").iterdir()} - {"report"}
@@ -157,11 +128,12 @@ def test_batch_recommendations_follow_the_rules(tiny_run):
 
 @pytest.mark.slow
 def test_every_job_left_a_log_and_a_benchmark_and_nothing_is_left_to_do(tiny_run):
-    result = snakemake(tiny_run, "-n", "--forceall", "--configfile", "config/test.yaml", timeout=120)
+    configs = ("--configfile", "config/test.yaml", str(TOY_OVERLAY))
+    result = snakemake(tiny_run, "-n", "--forceall", *configs, timeout=120)
     jobs = sum(planned(result.stdout + result.stderr).values()) - 1  # all but `all`, which runs nothing
     assert len(list((tiny_run / "logs").rglob("*.log"))) == jobs
     assert len(list((tiny_run / "benchmarks/results").rglob("*.tsv"))) == jobs
-    result = snakemake(tiny_run, "-n", "--configfile", "config/test.yaml", timeout=120)
+    result = snakemake(tiny_run, "-n", *configs, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in result.stdout + result.stderr
 
@@ -216,14 +188,16 @@ def test_a_setting_of_one_figure_redraws_that_figure_only(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_the_snakemake_report_holds_the_figures_and_tables(tiny_run, tmp_path):
     archive = tmp_path / "report.zip"
-    result = snakemake(tiny_run, "--configfile", "config/test.yaml", "--report", str(archive), timeout=300)
+    result = snakemake(
+        tiny_run, "--configfile", "config/test.yaml", str(TOY_OVERLAY), "--report", str(archive), timeout=300
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with zipfile.ZipFile(archive) as bundle:
         names = {Path(name).name for name in bundle.namelist()}
         html = bundle.read("report/report.html").decode("utf-8")
     figures = {f"{figure}.png" for figure in ("clusters", "restarts", "sampling_auc", "learning_curves")}
     figures |= {"topk_curves.png", "example.png"}
-    assert figures | {"summary.csv", "sampling_ttest.csv", "vs_visrank.csv"} <= names, names
+    assert figures | {"summary.csv", "table2.csv", "sampling_ttest.csv", "vs_reference.csv"} <= names, names
     assert "Purchases and image embeddings go in" in html  # workflow/report/workflow.rst
     assert "Colours repeat every 60 clusters" in html  # a figure's own caption, through figure.rst
 

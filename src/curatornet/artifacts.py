@@ -16,27 +16,15 @@ import pyarrow.parquet as pq
 
 from curatornet.errors import InputError
 
-#: Sampling guidelines D1-D6 of the paper (section 3.5), in the paper's order.
-GUIDELINES: tuple[str, ...] = (
-    "d1_basket",
-    "d2_next_basket",
-    "d3_artist_cluster",
-    "d4_profile",
-    "d5_single_item",
-    "d6_same_artist",
-)
-#: Shard of plain BPR triples (section 3.3) for the comparison of section 5.1.
+#: Shard of random sampling's triples (section 3.3) for the comparison of section 5.1: a user's
+#: training item as positive, the rest of their training items as profile (users with two or
+#: more), any item they did not buy as negative. Models that read profiles train on it.
 RANDOM_SHARD = "random"
 #: Shard of plain BPR triples over every user with a training purchase and no
-#: profile: VBPR's random sampling (it needs no profile, so no user is left out).
+#: profile: random sampling for models that read no profile (VBPR), so no user is left out.
 BPR_SHARD = "bpr"
-SHARDS: tuple[str, ...] = GUIDELINES + (RANDOM_SHARD, BPR_SHARD)
-#: Guidelines VBPR trains on when sampling with guidelines (section 5.1).
-VBPR_GUIDELINES: tuple[str, ...] = ("d3_artist_cluster", "d4_profile")
-
-MODELS: tuple[str, ...] = ("curatornet", "vbpr")
+#: The sampling schemes a run trains with: the guidelines (D1-D6 and any registered ones) or random sampling.
 SAMPLINGS: tuple[str, ...] = ("guidelines", "random")
-BASELINES: tuple[str, ...] = ("visrank", "random", "oracle")
 
 ITEMS_SCHEMA = pa.schema(
     [

@@ -65,15 +65,17 @@ def recommend(
     """
     import pandas as pd
 
+    from curatornet import parts
     from curatornet.data.embeddings import read_embeddings_npy
     from curatornet.serving.data import check_model_matches_data, load_data
     from curatornet.serving.index import sorted_top_k
-    from curatornet.serving.models import NumpyScorer, NumpyVBPR, load_numpy_model
+    from curatornet.serving.models import NumpyScorer, load_numpy_model
 
     if k < 1:
         raise InputError(None, "--k", k, "must be at least 1")
     model = load_numpy_model(model_dir)
-    if isinstance(model, NumpyVBPR) and not fold_in:
+    cold_start = parts.model(model.name).cold_start
+    if not cold_start and not fold_in:
         raise InputError(
             None,
             "--items",
@@ -100,7 +102,7 @@ def recommend(
         raise InputError(None, "--items", unknown[:5] or item_ids, "unknown item ids" if unknown else "empty profile")
     profile = np.unique([index[i] for i in item_ids])
     candidates = np.setdiff1d(np.arange(len(ids)), profile)
-    if isinstance(model, NumpyVBPR):
+    if not cold_start:
         query = scorer.fold_in_vectors([profile], seed=seed)[0]
     else:
         query = scorer.flat_query_vectors(np.array([-1]), profile, np.array([len(profile)]))[0]
@@ -220,12 +222,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def add_train(subparsers) -> None:
+    from curatornet import parts
+    from curatornet.artifacts import SAMPLINGS
     from curatornet.config import schema_defaults
 
     defaults = schema_defaults()["training"]  # the schema is the only source of defaults
     parser = subparsers.add_parser("train", help="train one model (what the workflow's train rule runs)")
-    parser.add_argument("--model", choices=["curatornet", "vbpr"], required=True)
-    parser.add_argument("--sampling", choices=["guidelines", "random"], default="guidelines")
+    parser.add_argument("--model", choices=parts.model_names(), required=True, help="a registered model")
+    parser.add_argument("--sampling", choices=SAMPLINGS, default=SAMPLINGS[0])
     parser.add_argument("--l2", type=float, default=0.0)
     parser.add_argument("--train", required=True, help="training triples (.parquet)")
     parser.add_argument("--valid", required=True, help="validation triples (.parquet)")
@@ -246,13 +250,12 @@ def add_train(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from curatornet.logs import setup_logging
-    from curatornet.models.environment import configure_tensorflow, tune_allocator
+    from curatornet.models.environment import tune_allocator
     from curatornet.models.settings import TrainSettings
     from curatornet.models.train import train_model
 
     setup_logging(args.log)
     tune_allocator()
-    configure_tensorflow(threads=args.threads)
     training = {
         **args.training_defaults,
         "batch_size": args.batch_size,
@@ -264,7 +267,9 @@ def run_train(args: argparse.Namespace) -> int:
     }
     if args.learning_rate is not None:
         training["learning_rate"] = args.learning_rate
-        training["vbpr"] = {**training["vbpr"], "learning_rate": args.learning_rate}
+        own = dict(training.get(args.model) or {})
+        if "learning_rate" in own:  # a model with a learning rate of its own
+            training[args.model] = {**own, "learning_rate": args.learning_rate}
     settings = TrainSettings.from_config(training, args.model, args.sampling, args.l2, args.seed)
     data = Path(args.data)
     train_model(
@@ -275,6 +280,7 @@ def run_train(args: argparse.Namespace) -> int:
         data / "items.parquet",
         data / "purchases.parquet",
         args.out,
+        threads=args.threads,
     )
     return 0
 
@@ -322,7 +328,7 @@ COMMANDS: list[Callable] = [add_recommend, add_serve, add_train, add_make_datase
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="curatornet", description="CuratorNet workflow tools")
+    parser = argparse.ArgumentParser(prog=__package__, description="CuratorNet workflow tools")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(subparsers)

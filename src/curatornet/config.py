@@ -1,7 +1,8 @@
 """Checking a configuration before anything runs.
 
 :func:`validate_config` is what the workflow calls: the JSON schema
-(workflow/schemas/config.schema.yaml) first, reported as the one failing key
+(workflow/schemas/config.schema.yaml, with the blocks of the registered parts
+added: :func:`effective_schema`) first, reported as the one failing key
 rather than a dump of the schema; then the defaults; then the rules between
 keys that a schema cannot express (:func:`check_config`). The schema is also
 the only source of defaults (:func:`schema_defaults`) for code run outside the
@@ -10,6 +11,7 @@ workflow, such as the command line.
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 from collections.abc import Mapping, MutableMapping
@@ -37,13 +39,71 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def effective_schema(schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config schema with what the registered parts add (:mod:`curatornet.parts`).
+
+    A model gets its run grid (``training.runs.<model>``) and, unless the
+    schema file has it, its own block ``training.<model>`` (its record's
+    ``schema``; an empty object without one); a baseline with a ``schema``
+    gets ``evaluation.<baseline>``; every guideline gets its budget
+    (``sampling.budgets.<guideline>``); ``recommendations.recommenders`` may
+    name every model and every baseline that can write batch recommendations.
+    """
+    from curatornet import parts
+
+    out = copy.deepcopy(dict(load_schema() if schema is None else schema))
+    props = out["properties"]
+    training, evaluation = props["training"]["properties"], props["evaluation"]["properties"]
+    for spec in parts.models():
+        training["runs"]["properties"].setdefault(spec.name, {"$ref": "#/$defs/run_grid"})
+        block = dict(spec.schema) if spec.schema else {"type": "object", "additionalProperties": False}
+        block.setdefault("description", f"{spec.display}'s hyperparameters (its plugin's schema block).")
+        block.setdefault("default", {})
+        training.setdefault(spec.name, block)
+    for spec in parts.baselines():
+        if spec.schema:
+            evaluation.setdefault(spec.name, {"default": {}, **dict(spec.schema)})
+    budgets = props["sampling"]["properties"]["budgets"]["properties"]
+    for spec in parts.guidelines():
+        budgets.setdefault(spec.name, {"$ref": "#/$defs/budget"})
+    props["recommendations"]["properties"]["recommenders"]["items"]["enum"] = list(parts.batch_recommenders())
+    return out
+
+
+def fill_defaults(schema: Mapping[str, Any], value: Any, root: Mapping[str, Any] | None = None) -> None:
+    """Set every missing key that has a default, in place, as Snakemake's validation does: an object's
+    missing property gets a copy of its default, then its properties are filled in turn."""
+    root = schema if root is None else root
+    schema = _dereference(schema, root)
+    if not isinstance(value, MutableMapping):
+        return
+    for name, spec in schema.get("properties", {}).items():
+        spec = _dereference(spec, root)
+        if name not in value and "default" in spec:
+            value[name] = copy.deepcopy(spec["default"])
+        if name in value:
+            fill_defaults(spec, value[name], root)
+
+
+def _dereference(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema a local ``$ref`` ("#/$defs/budget") points to, or ``node`` itself."""
+    ref = node.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return node
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    return target
+
+
 def schema_defaults(node: Mapping[str, Any] | None = None) -> Any:
     """The default of every key of the schema, nested like a config.
 
     Objects are filled from their properties' defaults, as Snakemake's
     validation does; keys without a default (budgets, run grids) are left out.
+    Without ``node``: the effective schema (the registered parts' blocks included).
     """
-    node = load_schema() if node is None else node
+    node = effective_schema() if node is None else node
     if node.get("type") == "object" or "properties" in node:
         out = dict(node.get("default") or {})
         for name, spec in node.get("properties", {}).items():
@@ -68,21 +128,26 @@ REPLACED_KEYS = {
 
 
 def validate_config(config: MutableMapping[str, Any], schema_path: str | Path, source: str = CONFIG_NAME) -> None:
-    """Check ``config`` against the schema, fill in the defaults, check the cross-key
-    rules and sort every mapping's keys, all in place.
+    """Check ``config`` against the schema (with the registered parts' blocks, after importing
+    the plugins it names), fill in the defaults, check the cross-key rules and sort every
+    mapping's keys, all in place.
 
     Raises :class:`InputError` naming the first failing key (its dotted path),
     its value and what is allowed there; ``source`` names the config files.
     """
     import jsonschema
     import yaml
-    from snakemake.utils import validate
 
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    from curatornet.registry import use_plugins
+
+    plugins = config.get("plugins")
+    if isinstance(plugins, list) and all(isinstance(name, str) for name in plugins):
+        use_plugins(plugins, source)  # their parts belong to the schema (the workflow imported them already)
+    schema = effective_schema(yaml.safe_load(Path(schema_path).read_text(encoding="utf-8")))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         raise schema_error(error, source)
-    validate(config, str(schema_path), set_default=True)
+    fill_defaults(schema, config)
     check_config(config, source)
     # Reordering keys in a config file must not rerun anything (params compare as text).
     ordered = sorted_config(dict(config))
@@ -122,7 +187,7 @@ def schema_error(error, source: str = CONFIG_NAME) -> InputError:
 
 
 def key_path(parts) -> str:
-    """['training', 'runs', 'vbpr', 'random', 1] -> 'training.runs.vbpr.random[1]'."""
+    """['training', 'runs', 'model', 'random', 1] -> 'training.runs.model.random[1]'."""
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -170,6 +235,13 @@ def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
         raise InputError(
             source, "training.min_steps", training["min_steps"], f"must not exceed max_steps ({training['max_steps']})"
         )
+    budgets = config.get("sampling", {}).get("budgets")
+    if budgets:  # a config that gives budgets gives every guideline's (a plugin's too)
+        from curatornet import parts
+
+        missing = [name for name in parts.guideline_names() if name not in budgets]
+        if missing:
+            raise InputError(source, f"sampling.budgets.{missing[0]}", None, "every guideline needs a budget")
     runs = training.get("runs", {})
     for model, grid in runs.items():
         for sampling, values in grid.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from curatornet.errors import InputError
 
-log = logging.getLogger("curatornet")
+log = logging.getLogger(__name__.partition(".")[0])  # the package's logger: every module logs through it
 
 #: The line every job's log ends with; benchmarks/bench_scale.py reads it.
 PEAK_MEMORY_MESSAGE = "peak memory of this process: %d MB (max RSS), CPU time %.1f s"

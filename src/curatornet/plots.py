@@ -18,14 +18,14 @@ import pandas as pd
 from matplotlib.patches import Rectangle
 from scipy import stats as sps
 
+from curatornet import parts
 from curatornet.errors import InputError
-from curatornet.evaluation.evaluate import DISPLAY_NAMES
 from curatornet.io import atomic_path, read_frame
 
 # No display in jobs: draw off-screen (pyplot picks its backend at the first figure, so this still counts).
 matplotlib.use("Agg")
 #: Matplotlib writes SVG text as text (searchable, small) and no timestamp.
-plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "curatornet", "figure.dpi": 100})
+plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": __package__, "figure.dpi": 100})
 
 
 def save_figure(fig: plt.Figure, png: str | Path, svg: str | Path) -> None:
@@ -40,7 +40,7 @@ def save_figure(fig: plt.Figure, png: str | Path, svg: str | Path) -> None:
 
 def run_label(method: str, sampling: str = "", l2: str = "") -> str:
     """'CuratorNet (guidelines, λ=0.001)' or 'VisRank'."""
-    name = DISPLAY_NAMES.get(method, method)
+    name = parts.display_name(method)
     details = [d for d in (sampling, f"λ={l2}" if l2 else "") if d]
     return f"{name} ({', '.join(details)})" if details else name
 
@@ -113,7 +113,7 @@ def plot_sampling_auc(sampling_tests: pd.DataFrame, per_user: pd.DataFrame, png,
             ax.text(position + offset, 0.02, f"λ={l2}\n{mean:.4f}", ha="center", va="bottom", fontsize=7, color="white")
             tops.append(mean + half)
         ax.text(position, max(tops) + 0.02, f"p = {row.p:.2g}", ha="center", fontsize=9)
-    ax.set_xticks(range(len(sampling_tests)), [DISPLAY_NAMES.get(m, m) for m in sampling_tests["model"]])
+    ax.set_xticks(range(len(sampling_tests)), [parts.display_name(m) for m in sampling_tests["model"]])
     ax.set_ylabel("mean AUC over test users (95% CI)")
     ax.set_ylim(0, 1.15)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
@@ -160,27 +160,35 @@ def plot_learning_curves(histories: Mapping[str, Sequence[pd.DataFrame]], png, s
     save_figure(fig, png, svg)
 
 
-# (4) Recall@k and nDCG@k curves ------------------------------------------------
+# (4) Every cut-off metric at k = 1..K ------------------------------------------
 def plot_topk_curves(curves: pd.DataFrame, png, svg) -> None:
-    """Mean Recall@k and nDCG@k over the test users (and over seeds) of every run."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    """Mean value at k = 1..K over the test users (and over seeds) of every run, one panel per metric
+    with a cut-off in the metric table (Recall, Precision, nDCG, …) that ``curves`` holds."""
+    names = [m.name for m in parts.cutoff_metrics() if m.name in curves.columns]
+    columns = max(1, min(2, len(names)))
+    rows = max(1, math.ceil(len(names) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4.2 * rows), squeeze=False)
+    axes = axes.ravel()
     palette = plt.get_cmap("tab20").colors  # 20 distinct colours: one per run
     if "split" in curves.columns:
         curves = curves[curves["split"] == "test"]
-    curves = curves.groupby(["method", "sampling", "l2", "k"], sort=False)[["recall", "ndcg"]].mean().reset_index()
+    curves = curves.groupby(["method", "sampling", "l2", "k"], sort=False)[names].mean().reset_index()
     groups = curves.groupby(["method", "sampling", "l2"], sort=False)
     for position, ((method, sampling, l2), group) in enumerate(groups):
-        style = ":" if method in ("random", "oracle") else ("--" if sampling == "random" else "-")
+        style = ":" if parts.is_bound(method) else ("--" if sampling == "random" else "-")
         label, colour = run_label(method, sampling, l2), palette[position % len(palette)]
-        axes[0].plot(group["k"], group["recall"], style, label=label, color=colour)
-        axes[1].plot(group["k"], group["ndcg"], style, label=label, color=colour)
+        for ax, name in zip(axes, names):
+            ax.plot(group["k"], group[name], style, label=label, color=colour)
     max_k = int(curves["k"].max()) if len(curves) else 1
-    axes[0].set(xlabel="k", ylabel="mean Recall@k", title=f"Recall@k, k = 1..{max_k}")
-    axes[1].set(xlabel="k", ylabel="mean nDCG@k", title=f"nDCG@k, k = 1..{max_k}")
-    for ax in axes:
+    for ax, name in zip(axes, names):
+        label = parts.metric(name).column_label("k")
+        ax.set(xlabel="k", ylabel=f"mean {label}", title=f"{label}, k = 1..{max_k}")
         ax.set_xlim(1, max_k)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for ax in axes[len(names) :]:
+        ax.set_axis_off()
+    if names:
+        axes[columns - 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save_figure(fig, png, svg)
 
 
@@ -311,7 +319,7 @@ def example_rows(
 def example_runs(selection: pd.DataFrame, top: pd.DataFrame) -> list[tuple[str, str, str, str]]:
     """Runs shown in the example (method, sampling, l2, seed): per trained model the
     guidelines run at the λ selected on validation (else its best-validated run) and
-    its best seed, then VisRank."""
+    its best seed, then the reference baseline (VisRank)."""
     runs = []
     for model, group in selection.groupby("model", sort=True):
         chosen = group[group["selected"].astype(bool) & (group["sampling"] == "guidelines")]
@@ -319,8 +327,9 @@ def example_runs(selection: pd.DataFrame, top: pd.DataFrame) -> list[tuple[str, 
             chosen = group.sort_values("valid_auc", ascending=False, na_position="last")
         row = chosen.iloc[0]
         runs.append((str(model), str(row["sampling"]), str(row["l2"]), str(int(row["best_seed"]))))
-    if (top["method"] == "visrank").any():
-        runs.append(("visrank", "", "", ""))
+    for reference in parts.reference_baselines():
+        if (top["method"] == reference).any():
+            runs.append((reference, "", "", ""))
     return runs
 
 
@@ -361,8 +370,9 @@ def figure_learning_curves(png, svg, *, histories: Sequence, runs: Sequence[Mapp
 
 
 def figure_topk_curves(png, svg, *, curves) -> str:
-    plot_topk_curves(read_frame(curves, ["method", "sampling", "l2", "seed", "split", "k", "recall", "ndcg"]), png, svg)
-    return "Recall@k and nDCG@k"
+    frame = read_frame(curves, ["method", "sampling", "l2", "seed", "split", "k"])
+    plot_topk_curves(frame, png, svg)
+    return "at k = 1..K: " + ", ".join(m.name for m in parts.cutoff_metrics() if m.name in frame.columns)
 
 
 def figure_example(

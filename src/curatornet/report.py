@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curatornet.evaluation.evaluate import DISPLAY_NAMES
-from curatornet.stats import BASELINES
+from curatornet import parts
 
 #: Statistics of the real UGallery transactions, as published in the data
 #: folder's README (../shared/ugallery/README.md, "Statistics" and "How the
@@ -112,7 +111,7 @@ class ReportInputs:
     runs: pd.DataFrame  # stats.read_runs: every training run (seed) with its stopping
     sampling_tests: pd.DataFrame  # stats.sampling_tests
     verdict_tests: pd.DataFrame  # stats.verdict_tests
-    visrank_tests: pd.DataFrame  # stats.visrank_tests
+    reference_tests: pd.DataFrame  # stats.reference_tests: every trained run vs the reference baseline
     segments: pd.DataFrame  # stats.segments
     per_user: pd.DataFrame  # the test users of one run (protocol figures)
     data_stats: pd.DataFrame | None  # results/data/stats.csv (statistic, value)
@@ -301,23 +300,11 @@ def _dataset_section(inputs: ReportInputs) -> str:
 PAPER_AUC = {"curatornet": 0.7204, "visrank": 0.7151, "vbpr": 0.6641, "random": 0.4973}
 #: Section 5.1: AUC with guidelines vs random sampling, and the paired t-test's p.
 PAPER_SAMPLING = {"curatornet": (0.7204, 0.6602, 7.7e-5), "vbpr": (0.6641, 0.5899, 1.6e-6)}
-#: Columns of Table 2 as the paper names them.
-METRIC_NAMES = {"auc": "AUC", "recall": "R", "precision": "P", "ndcg": "nDCG", "ndcg_paper": "nDCG (paper)"}
 SIGNIFICANCE = 0.05
 
-
-def display_name(method: str) -> str:
-    return DISPLAY_NAMES.get(method, method)
-
-
-def metric_label(column: str) -> str:
-    """'recall@20' -> 'R@20', 'ndcg_paper@20' -> 'nDCG@20 (paper)'."""
-    if column == "auc":
-        return "AUC"
-    name, _, k = column.partition("@")
-    if name == "ndcg_paper":
-        return f"nDCG@{k} (paper)"
-    return f"{METRIC_NAMES.get(name, name)}@{k}"
+#: A method's name in tables ('CuratorNet'), and a metric column's ('R@20'): from the registries.
+display_name = parts.display_name
+metric_label = parts.metric_label
 
 
 def selected_rows(table2: pd.DataFrame) -> pd.DataFrame:
@@ -328,7 +315,7 @@ def selected_rows(table2: pd.DataFrame) -> pd.DataFrame:
 
 def _table2_html(table2: pd.DataFrame, compact: bool) -> str:
     """Table 2 as HTML: the paper's columns, the seed spread, the selected λ marked with ✓."""
-    metric = [c for c in table2.columns if c == "auc" or "@" in c]
+    metric = parts.metric_columns_in(table2.columns)
     shown = pd.DataFrame(
         {
             "Method": table2["method"].map(display_name),
@@ -349,8 +336,8 @@ def _table2_html(table2: pd.DataFrame, compact: bool) -> str:
     shown["users"] = table2["users"].to_numpy()
     numeric = [metric_label(c) for c in metric]
     if compact:
-        # Few rows: mark the best method of each column (the Oracle aside, it is perfect by construction).
-        others = shown[table2["method"].to_numpy() != "oracle"]
+        # Few rows: mark the best method of each column (an upper bound aside: the Oracle is perfect by construction).
+        others = shown[~table2["method"].map(parts.is_upper_bound).to_numpy(dtype=bool)]
         highlight = {column: {int(others.index[others[column].argmax()])} for column in numeric if len(others)}
     else:
         highlight = top_five(shown, numeric)
@@ -456,8 +443,8 @@ def _verdicts(inputs: ReportInputs) -> tuple[str, str]:
             f"after Holm's adjustment over these {len(inputs.verdict_tests)} comparisons."
             + _seed_phrase(
                 row,
-                (display_name(row.a), row.a not in BASELINES),
-                (display_name(row.b), row.b not in BASELINES),
+                (display_name(row.a), not parts.is_baseline(row.a)),
+                (display_name(row.b), not parts.is_baseline(row.b)),
             )
             + "</li>"
         )
@@ -570,7 +557,8 @@ def _tests_section(inputs: ReportInputs) -> str:
                 out[column] = out[column].map(display_name)
         return out
 
-    text = ("model", "sampling", "l2", "a", "b", "l2_a", "l2_b", "l2_guidelines", "l2_random")
+    text = ("model", "sampling", "l2", "reference", "a", "b", "l2_a", "l2_b", "l2_guidelines", "l2_random")
+    references = " and ".join(display_name(r) for r in parts.reference_baselines()) or "a reference baseline"
     return (
         "<p>Per-user AUC, each user's AUC averaged over seeds first; differences are the first minus the second. "
         "p_holm: Holm–Bonferroni adjusted within each table's family.</p>"
@@ -578,8 +566,8 @@ def _tests_section(inputs: ReportInputs) -> str:
         + _table(named(inputs.verdict_tests, ("a", "b")), text_columns=text)
         + "<h3>Guidelines vs random sampling</h3>"
         + _table(named(inputs.sampling_tests, ("model",)), text_columns=text)
-        + "<h3>Every trained run vs VisRank</h3>"
-        + _table(named(inputs.visrank_tests, ("model",)), text_columns=text)
+        + f"<h3>Every trained run vs {esc(references)}</h3>"
+        + _table(named(inputs.reference_tests, ("model", "reference")), text_columns=text)
     )
 
 
@@ -588,20 +576,20 @@ def _segments_section(segments: pd.DataFrame) -> str:
         return "<p>No segments.</p>"
     frame = segments.copy()
     frame.insert(3, "Method", frame.pop("method").map(display_name))
-    frame = frame.rename(columns={c: metric_label(c) for c in frame.columns if c == "auc" or "@" in c})
-    parts = []
+    frame = frame.rename(columns={c: metric_label(c) for c in parts.metric_columns_in(frame.columns)})
+    sections = []
     for split in ("test", "valid"):
         part = frame[frame["split"] == split].drop(columns="split")
         if len(part):
             title = "Test users" if split == "test" else "Validation users"
             numeric = [c for c in part.columns if c not in ("segment", "Method", "sampling", "l2", "users")]
-            parts.append(
+            sections.append(
                 f"<h3>{title}</h3>"
                 + _table(part, text_columns=("segment", "Method", "sampling", "l2"), fixed_columns=numeric)
             )
     return (
         "<p>Users by their number of distinct training items (1, 2–4, 5 or more): the selected runs and the "
-        "baselines.</p>" + "".join(parts)
+        "baselines.</p>" + "".join(sections)
     )
 
 
@@ -644,6 +632,14 @@ def _yaml(config: Mapping[str, Any]) -> str:
     return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
 
 
+def _methods_sentence(table2: pd.DataFrame) -> str:
+    """'CuratorNet, VBPR, VisRank, Random, Oracle and MostPopular': the models, then the baselines, as
+    registered, that this run evaluated."""
+    evaluated = set(table2["method"])
+    names = [display_name(m) for m in (*parts.model_names(), *parts.baseline_names()) if m in evaluated]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 def build_report(inputs: ReportInputs) -> str:
     """The report as one HTML string: the answer first, then figures, then the details."""
     verdicts, reading = _verdicts(inputs)
@@ -669,15 +665,15 @@ def build_report(inputs: ReportInputs) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>CuratorNet reproduction report</title>
 <style>{CSS}</style></head><body>
 <h1>CuratorNet reproduction report</h1>
-<p>Visually-aware recommendation of art images: CuratorNet, VBPR, VisRank, Random and Oracle evaluated with the
+<p>Visually-aware recommendation of art images: {esc(_methods_sentence(inputs.table2))} evaluated with the
 inventory replay protocol of the paper's Table 2. Every number below was computed by this run.</p>
 <nav>{nav}</nav>
 <h2 id="answer">The answer</h2>
 <h3>Table 2 at the λ selected on validation</h3>
 <p>Mean over the test users (and over seeds: the AUC's range over seeds beside it); sorted by AUC with the Oracle
-first and Random last; the best method of each column (the Oracle aside) highlighted. nDCG (paper) is the form
-the paper's code computed (DCG over the ideal DCG of the number of hits), for a like-for-like comparison with the
-paper.</p>
+first and Random last; the best method of each column (the Oracle aside) highlighted. MRR is the reciprocal rank of
+the first ground-truth item in the whole ranking. nDCG (paper) is the form the paper's code computed (DCG over the
+ideal DCG of the number of hits), for a like-for-like comparison with the paper.</p>
 {_table2_html(selected_rows(inputs.table2), compact=True)}
 <h3>Verdicts</h3>{verdicts}{reading}
 <h2 id="figures">Figures</h2>{figures}

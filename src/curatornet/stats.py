@@ -3,9 +3,10 @@
 - **Selection** reads only the validation baskets: per (model, sampling) the λ
   with the highest validation AUC (mean over seeds) is *selected*; the test
   set never chooses anything.
-- **Table 2**: every run's mean metrics on the test baskets, as the mean over
-  seeds of the per-seed means, with the spread (min and max of the per-seed
-  means of the AUC) and a mark on the selected λ.
+- **Table 2**: every run's mean metrics (every metric of the metric table,
+  :mod:`curatornet.parts`) on the test baskets, as the mean over seeds of the
+  per-seed means, with the spread (min and max of the per-seed means of the
+  AUC) and a mark on the selected λ.
 - **Paired tests** compare two methods on the users they share, each user's
   AUC averaged over seeds first: paired t-test (scipy's ``ttest_rel``),
   Wilcoxon signed-rank, the mean paired difference with its t-based 95%
@@ -28,8 +29,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from curatornet import parts
 from curatornet.artifacts import l2_label
 from curatornet.errors import InputError
+from curatornet.evaluation.evaluate import order_rows
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,6 @@ SELECTION_COLUMNS = [
 ]
 #: Training items per user that make the segments (lower bounds; the last is open).
 SEGMENTS = ((1, 1, "1"), (2, 4, "2-4"), (5, None, "5+"))
-BASELINES = ("visrank", "random", "oracle")
 
 
 # --------------------------------------------------------------------------- tests
@@ -212,9 +214,12 @@ def serving_run(selection: pd.DataFrame, model: str) -> dict[str, str]:
 
 
 def metric_columns(per_user: pd.DataFrame) -> list[str]:
-    """The per-user metric columns of an evaluation frame, AUC first."""
-    names = [c for c in per_user.columns if c == "auc" or "@" in c]
-    return sorted(names, key=lambda c: (c != "auc", names.index(c)))
+    """The per-user metric columns of an evaluation frame (every registered metric it holds), AUC first."""
+    return parts.metric_columns_in(per_user.columns)
+
+
+def _is_baseline(methods: pd.Series) -> pd.Series:
+    return methods.map(parts.is_baseline).astype(bool)
 
 
 def seed_average(per_user: pd.DataFrame) -> pd.DataFrame:
@@ -232,8 +237,9 @@ def seed_average(per_user: pd.DataFrame) -> pd.DataFrame:
 def table2(per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean metrics of every run on ``split``: mean over seeds of the per-seed means, with the AUC's spread.
 
-    Rows: Oracle first, then by AUC, Random last. ``selected`` is True for the
-    λ chosen on validation (and for the baselines, which have no λ).
+    Rows: an upper bound (the Oracle) first, then by AUC, a lower bound (Random)
+    last. ``selected`` is True for the λ chosen on validation (and for the
+    baselines, which have no λ).
     """
     frame = per_user[per_user["split"] == split]
     columns = metric_columns(frame)
@@ -248,10 +254,10 @@ def table2(per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test")
     table = table.reset_index()
     chosen = {(r.model, r.sampling, r.l2) for r in selection.itertuples() if r.selected}
     table["selected"] = [
-        m in BASELINES or (m, s, lam) in chosen for m, s, lam in zip(table["method"], table["sampling"], table["l2"])
+        parts.is_baseline(m) or (m, s, lam) in chosen
+        for m, s, lam in zip(table["method"], table["sampling"], table["l2"])
     ]
-    rank = table["method"].map({"oracle": 0, "random": 2}).fillna(1)
-    table = table.assign(_rank=rank).sort_values(["_rank", "auc"], ascending=[True, False], kind="stable")
+    table = order_rows(table)
     ordered = [*RUN_KEY, "selected", "seeds", "users", "auc", "auc_min", "auc_max"] + columns[1:]
     return table[ordered].reset_index(drop=True)
 
@@ -342,37 +348,48 @@ def sampling_tests(averaged: pd.DataFrame, selection: pd.DataFrame, table2: pd.D
     return _family(rows).reindex(columns=columns)
 
 
-def visrank_tests(averaged: pd.DataFrame) -> pd.DataFrame:
-    """Every trained run against VisRank; Holm's adjustment over this whole family."""
+def reference_tests(averaged: pd.DataFrame) -> pd.DataFrame:
+    """Every trained run against each reference baseline (VisRank); Holm's adjustment over this whole family."""
     rows = []
-    trained = averaged[~averaged["method"].isin(BASELINES)]
-    for (method, sampling, l2), _ in trained.groupby(RUN_KEY, sort=True):
-        result = compare(averaged, (method, sampling, l2), ("visrank", "", ""))
-        rows.append({"model": method, "sampling": sampling, "l2": l2, **result})
-    return _family(rows).reindex(columns=["model", "sampling", "l2", *TEST_COLUMNS, "p_holm"])
+    trained = averaged[~_is_baseline(averaged["method"])]
+    for reference in parts.reference_baselines():
+        for (method, sampling, l2), _ in trained.groupby(RUN_KEY, sort=True):
+            result = compare(averaged, (method, sampling, l2), (reference, "", ""))
+            rows.append({"model": method, "sampling": sampling, "l2": l2, "reference": reference, **result})
+    columns = ["model", "sampling", "l2", "reference", *TEST_COLUMNS, "p_holm"]
+    return _family(rows).reindex(columns=columns)
+
+
+def verdict_pairs(models: Sequence[str], references: Sequence[str]) -> list[tuple[str, str]]:
+    """The comparisons behind the verdicts: every model against every reference baseline, then every
+    two models (in registry order)."""
+    pairs = [(m, r) for m in models for r in references]
+    return pairs + [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
 
 
 def verdict_tests(averaged: pd.DataFrame, selection: pd.DataFrame, table2: pd.DataFrame) -> pd.DataFrame:
     """The comparisons behind the report's verdict on Table 2's ordering, at the selected λ.
 
-    CuratorNet vs VisRank, CuratorNet vs VBPR and VBPR vs VisRank, all with
-    sampling guidelines as in Table 2; Holm's adjustment over these three.
-    Each row also carries both sides' per-seed AUC range (``table2``: Table 2
-    of the same split) and whether the difference lies within it.
+    Every registered model trained with sampling guidelines (as in Table 2)
+    against the reference baseline (VisRank) and against each other model;
+    Holm's adjustment over these comparisons. Each row also carries both sides'
+    per-seed AUC range (``table2``: Table 2 of the same split) and whether the
+    difference lies within it.
     """
-    runs = {"visrank": ("visrank", "", "")}
-    for model in ("curatornet", "vbpr"):
+    runs = {reference: (reference, "", "") for reference in parts.reference_baselines()}
+    models = []
+    for model in parts.model_names():
         l2 = selected_l2(selection, model, "guidelines")
         if l2 is not None:
             runs[model] = (model, "guidelines", l2)
+            models.append(model)
     rows = []
-    for a, b in (("curatornet", "visrank"), ("curatornet", "vbpr"), ("vbpr", "visrank")):
-        if a in runs and b in runs:
-            result = compare(averaged, runs[a], runs[b])
-            rows.append(
-                {"a": a, "l2_a": runs[a][2], "b": b, "l2_b": runs[b][2], **result}
-                | seed_spread(table2, runs[a], runs[b], result["mean_diff"])
-            )
+    for a, b in verdict_pairs(models, parts.reference_baselines()):
+        result = compare(averaged, runs[a], runs[b])
+        rows.append(
+            {"a": a, "l2_a": runs[a][2], "b": b, "l2_b": runs[b][2], **result}
+            | seed_spread(table2, runs[a], runs[b], result["mean_diff"])
+        )
     return _family(rows).reindex(columns=["a", "l2_a", "b", "l2_b", *TEST_COLUMNS, "p_holm", *SEED_COLUMNS])
 
 
@@ -392,7 +409,7 @@ def segment_of(train_items: np.ndarray) -> np.ndarray:
 def segments(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
     """Mean metrics per split, user segment and method (the selected runs and the baselines)."""
     chosen = {(r.model, r.sampling, r.l2) for r in selection.itertuples() if r.selected}
-    keep = averaged["method"].isin(BASELINES) | pd.Series(
+    keep = _is_baseline(averaged["method"]) | pd.Series(
         [k in chosen for k in zip(averaged["method"], averaged["sampling"], averaged["l2"])], index=averaged.index
     )
     frame = averaged[keep].assign(segment=segment_of(averaged.loc[keep, "train_items"]))

@@ -3,8 +3,9 @@
 Two layers:
 - the stand-in workflow in tests/cluster/fixture/workflow/ (three shell rules, five
   jobs) proves the harness and the profile quickly: runs, grouping, failures;
-- the real workflow with config/test.yaml: the same outputs as a local run,
-  and a corrupt input reported as a failure within a minute.
+- the real workflow with config/test.yaml and the toy plugin (tests/toy_parts.py):
+  the same outputs as the local tiny run (the session's ``tiny_run``), and a
+  corrupt input reported as a failure within a minute.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from conftest import TESTS, TOY_OVERLAY, tiny_config
 
-from .harness import HERE, REPO, SNAKEMAKE, LoggedProcess, SlurmCluster, SnakemakeRun
+from .harness import HERE, REPO, SNAKEMAKE, SlurmCluster, SnakemakeRun, run_logged
 
 pytestmark = pytest.mark.slurm
 
@@ -146,28 +147,22 @@ def deterministic_files(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_and_slurm_runs(slurm_cluster: SlurmCluster, workflow_parses, tmp_path_factory):
-    local = copy_project(tmp_path_factory.mktemp("local"))
+def local_and_slurm_runs(slurm_cluster: SlurmCluster, workflow_parses, tiny_run, tmp_path_factory):
+    """The session's local tiny run, and the same configuration run on SLURM. The toy plugin is on the
+    path of Snakemake and so of every SLURM job (sbatch exports the environment), which must import it."""
     cluster = copy_project(tmp_path_factory.mktemp("slurm"))
-    # Side by side: the SLURM run spends much of its time waiting for status
-    # polls, which the local run fills (about a minute saved on 2 cores).
-    local_process = LoggedProcess(
-        [*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml"], local, {**os.environ, "PYTHONHASHSEED": "0"}
-    )
-    slurm_run = slurm_cluster.snakemake(cluster, "--configfile", "config/test.yaml", timeout=1800)
-    local_run = local_process.finish(timeout=1800)
-    assert local_run.returncode == 0, describe(local_run)
+    path = os.pathsep.join(p for p in (str(TESTS), slurm_cluster.env.get("PYTHONPATH")) if p)
+    env = {**slurm_cluster.env, "PYTHONPATH": path}
+    env.pop("CURATORNET_PLUGINS", None)
+    command = slurm_cluster.snakemake_command("--configfile", "config/test.yaml", str(TOY_OVERLAY))
+    slurm_run = run_logged(command, cluster, env, timeout=1800)
     assert slurm_run.returncode == 0, describe(slurm_run)
     # The profile's groups: one job for data, clusters and triplets, one per
     # trained model, one for evaluation, statistics, plots and report.
-    runs = yaml.safe_load((REPO / "config/test.yaml").read_text())["training"]["runs"]
-    n_models = sum(len(l2s) for grid in runs.values() for l2s in grid.values())
+    n_models = sum(len(l2s) for grid in tiny_config()["training"]["runs"].values() for l2s in grid.values())
     assert len(slurm_run.slurm_jobs) == n_models + 2, describe(slurm_run)
-    print(
-        f"\n[slurm] tiny run: local {local_run.seconds:.0f}s; SLURM {slurm_run.seconds:.0f}s "
-        f"with {len(slurm_run.slurm_jobs)} SLURM jobs"
-    )
-    return local, cluster, slurm_run
+    print(f"\n[slurm] tiny run: SLURM {slurm_run.seconds:.0f}s with {len(slurm_run.slurm_jobs)} SLURM jobs")
+    return tiny_run, cluster, slurm_run
 
 
 @pytest.mark.slow
@@ -196,7 +191,7 @@ def test_tiny_run_on_slurm_trains_the_same_models(local_and_slurm_runs):
     metrics must match exactly. Timing columns are left out."""
     local, cluster, _ = local_and_slurm_runs
     models = sorted(p.parent.relative_to(local) for p in local.glob("results/models/**/model.json"))
-    assert len(models) == 5, models
+    assert len(models) == 6, models  # five runs of CuratorNet and VBPR, one of the toy plugin's model
     assert sorted(p.parent.relative_to(cluster) for p in cluster.glob("results/models/**/model.json")) == models
     for model in models:
         mine, theirs = (pd.read_csv(root / model / "history.csv") for root in (cluster, local))

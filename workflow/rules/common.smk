@@ -1,7 +1,8 @@
-# What every stage shares: the package on the import path, config validation, where
-# files live, and the input functions. Included first, before the config is
-# validated, so nothing here reads the config at include time. Nothing heavy is
-# imported: this file runs each time the workflow is parsed, on a cluster once per job.
+# What every stage shares: the package on the import path, the plugins, config
+# validation, where files live, and the input functions. Included first, before the
+# config is validated, so nothing here reads the config at include time but its
+# `plugins` key. Nothing heavy is imported: this file runs each time the workflow is
+# parsed, on a cluster once per job.
 import os
 import sys
 from pathlib import Path
@@ -13,13 +14,34 @@ _SRC = str(Path(workflow.basedir).parent / "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p))
 
-from curatornet.artifacts import BASELINES, BPR_SHARD, GUIDELINES, MODELS, RANDOM_SHARD, SAMPLINGS, SHARDS, l2_label
+from curatornet import parts
+from curatornet.artifacts import BPR_SHARD, RANDOM_SHARD, SAMPLINGS, l2_label
 from curatornet.config import validate_config
 from curatornet.data import layout as data_layout
 from curatornet.data.images import embed_images_inputs as image_inputs
 from curatornet.evaluation.evaluate import baseline_settings
 from curatornet.models.settings import triplet_set
+from curatornet.registry import use_plugins
 from curatornet.sampling import plan as triplet_plan
+
+
+def config_source():
+    """The config files in effect, in merge order, for error messages: 'config/config.yaml + mine.yaml'."""
+
+    def shown(path):
+        path = Path(path).resolve()
+        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+    overlays = [shown(f) for f in workflow.overwrite_configfiles]
+    files = [shown(f) for f in workflow.configfiles if shown(f) not in overlays] + overlays
+    return " + ".join(dict.fromkeys(files)) or "config"
+
+
+# Plugins: modules that register models, baselines, metrics or guidelines (curatornet.registry).
+# Imported before anything reads a registry: the schema, the wildcards and the job lists below
+# include their parts. use_plugins also names them in CURATORNET_PLUGINS, which every job inherits,
+# so that the jobs' own processes import them too.
+use_plugins(config.get("plugins"), config_source())
 
 # ---------------------------------------------------------------------------
 # Where files live. Rules name their own outputs; downstream rules refer to them
@@ -37,8 +59,8 @@ EVALUATION_SPLIT = "test"
 #: Splits that have evaluation cases (the `cases` rule's {split}): every method is
 #: scored on both, Table 2 reads the test, model selection the validation baskets.
 CASE_SPLITS = ("test", "valid")
-#: The merged triplet sets: the guidelines, random triples with profiles (CuratorNet)
-#: and BPR triples without (VBPR); curatornet.models.settings.triplet_set picks a run's.
+#: The merged triplet sets: the guidelines, random triples with profiles (models that read
+#: profiles) and BPR triples without (VBPR); curatornet.models.settings.triplet_set picks a run's.
 TRIPLET_SETS = ("guidelines", RANDOM_SHARD, BPR_SHARD)
 
 #: Figures of the report: name -> title. Drawn by curatornet.plots.FIGURES[name] from
@@ -47,7 +69,7 @@ FIGURES = {
     "clusters": "Visual clusters on the 2-D map (paper Figure 3)",
     "sampling_auc": "AUC with sampling guidelines vs random sampling (paper Figure 4)",
     "learning_curves": "Learning curves of every trained run",
-    "topk_curves": "Recall@k and nDCG@k for all methods",
+    "topk_curves": "Recall@k, Precision@k and nDCG@k for all methods",
     "restarts": "Silhouette of the k-means restarts",
     "example": "Example recommendations for one test user (paper Figure 5)",
 }
@@ -55,28 +77,17 @@ FIGURES = {
 REPORT_DIR = Path(os.path.relpath(Path(workflow.basedir) / "report"))
 
 
+# Every kind of part from its registry (curatornet.parts): a registered part is a valid wildcard.
 wildcard_constraints:
-    shard="|".join(SHARDS),
-    model="|".join(MODELS),
+    shard="|".join(parts.shard_names()),
+    model="|".join(parts.model_names()),
     sampling="|".join(SAMPLINGS),
     l2=r"[0-9][0-9.e-]*",
     seed=r"\d+",
-    baseline="|".join(BASELINES),
+    baseline="|".join(parts.baseline_names()),
     split="|".join(CASE_SPLITS),
     figure="|".join(FIGURES),
-    recommender="curatornet|vbpr|visrank",
-
-
-def config_source():
-    """The config files in effect, in merge order, for error messages: 'config/config.yaml + mine.yaml'."""
-
-    def shown(path):
-        path = Path(path).resolve()
-        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-
-    overlays = [shown(f) for f in workflow.overwrite_configfiles]
-    files = [shown(f) for f in workflow.configfiles if shown(f) not in overlays] + overlays
-    return " + ".join(dict.fromkeys(files)) or "config"
+    recommender="|".join(parts.batch_recommenders()),
 
 
 def per_attempt(base):
@@ -155,7 +166,7 @@ def evaluation_cases():
 def evaluation_outputs(name):
     """File `name` (per_user, curves or top) of every evaluated run: trained runs in config order, then baselines."""
     trained = for_each_run(getattr(rules.evaluate_run.output, name))
-    baselines = [getattr(rules.evaluate_baseline.output, name).format(baseline=b) for b in BASELINES]
+    baselines = [getattr(rules.evaluate_baseline.output, name).format(baseline=b) for b in parts.baseline_names()]
     return trained + baselines
 
 
@@ -166,8 +177,8 @@ def model_runs(model):
 
 def recommender_models(wildcards):
     """A trained recommender reads the selection and the model.json of each of its runs
-    (in the order of recommender_runs); VisRank reads neither."""
-    if wildcards.recommender == "visrank":
+    (in the order of recommender_runs); a baseline (VisRank) reads neither."""
+    if parts.is_baseline(wildcards.recommender):
         return {}
     runs = model_runs(wildcards.recommender)
     return {
@@ -177,13 +188,20 @@ def recommender_models(wildcards):
 
 
 def recommender_runs(wildcards):
-    return model_runs(wildcards.recommender) if wildcards.recommender != "visrank" else []
+    return [] if parts.is_baseline(wildcards.recommender) else model_runs(wildcards.recommender)
+
+
+def recommender_settings(wildcards):
+    """A baseline's settings (what its recommendations depend on in the config); none for a model."""
+    if parts.is_baseline(wildcards.recommender):
+        return baseline_settings(wildcards.recommender, config["evaluation"])
+    return {}
 
 
 def batch_recommenders():
-    """The recommenders the config asks batch recommendations of (trained ones only when trained)."""
+    """The recommenders the config asks batch recommendations of (models only when trained)."""
     trained = {run["model"] for run in training_runs()}
-    return [r for r in config["recommendations"]["recommenders"] if r == "visrank" or r in trained]
+    return [r for r in config["recommendations"]["recommenders"] if parts.is_baseline(r) or r in trained]
 
 
 def batch_recommendations():
@@ -231,6 +249,14 @@ def baseline_params(wildcards):
     return baseline_settings(wildcards.baseline, config["evaluation"])
 
 
+def baseline_inputs(wildcards):
+    """The cases and embeddings, and the purchases for a baseline that reads them (MostPopular)."""
+    inputs = {**evaluation_cases(), "embeddings": rules.prepare_data.output.embedding_table}
+    if parts.baseline(wildcards.baseline).purchases:
+        inputs["purchases"] = rules.prepare_data.output.purchase_table
+    return inputs
+
+
 def benchmark_files():
     """The benchmark file of every job the report's run-time table shows (all but the report's own)."""
     files = []
@@ -239,13 +265,13 @@ def benchmark_files():
     if config["dataset"]["images"]:
         files.append(rules.embed_images.benchmark)
     files += [rules.prepare_data.benchmark, rules.clusters.benchmark]
-    files += [rules.sample_shard.benchmark.format(shard=shard) for shard in SHARDS]
+    files += [rules.sample_shard.benchmark.format(shard=shard) for shard in parts.shard_names()]
     files.append(rules.dedup_triplets.benchmark)
     files += for_each_run(rules.train.benchmark)
     files.append(rules.select_runs.benchmark)
     files += [rules.cases.benchmark.format(split=split) for split in CASE_SPLITS]
     files += for_each_run(rules.evaluate_run.benchmark)
-    files += [rules.evaluate_baseline.benchmark.format(baseline=b) for b in BASELINES]
+    files += [rules.evaluate_baseline.benchmark.format(baseline=b) for b in parts.baseline_names()]
     files += [rules.gather_evaluation.benchmark, rules.stats.benchmark]
     files += [rules.plot.benchmark.format(figure=figure) for figure in FIGURES]
     files += [rules.recommend_batch.benchmark.format(recommender=r) for r in batch_recommenders()]

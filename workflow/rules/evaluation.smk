@@ -54,10 +54,9 @@ rule evaluate_run:
 
 
 rule evaluate_baseline:
-    """VisRank, Random or Oracle on the test and validation cases (same files as evaluate_run)."""
+    """A baseline (VisRank, Random, Oracle, MostPopular, …) on the test and validation cases (same files as evaluate_run)."""
     input:
-        **evaluation_cases(),
-        embeddings=rules.prepare_data.output.embedding_table,
+        unpack(baseline_inputs),
     output:
         per_user="results/evaluation/baselines/{baseline}/per_user.parquet",
         curves="results/evaluation/baselines/{baseline}/curves.parquet",
@@ -91,7 +90,7 @@ rule gather_evaluation:
             "results/evaluation/summary.csv",
             caption="../report/tables/summary.rst",
             category="Evaluation",
-            labels={"table": "Table 2"},
+            labels={"table": "every run, seed and split"},
         ),
         curves="results/evaluation/curves.parquet",
         top="results/evaluation/top10.parquet",
@@ -105,7 +104,5 @@ rule gather_evaluation:
     resources:
         mem_mb=per_attempt(2000),
         runtime=per_attempt(10),
-    params:
-        ks=config["evaluation"]["ks"],
     script:
         "../scripts/gather_evaluation.py"

@@ -1,5 +1,6 @@
 # Batch recommendations for a store: every user of the purchase log, as of its end, by
-# the run selected on the validation baskets (or VisRank). Logic: curatornet.serving.topk.
+# the run of a model selected on the validation baskets, or by a baseline that can
+# (VisRank). Logic: curatornet.serving.topk.
 
 
 rule recommend_batch:
@@ -26,6 +27,7 @@ rule recommend_batch:
         runs=recommender_runs,
         k=config["recommendations"]["k"],
         index=config["recommendations"]["index"],
-        visrank=lambda wildcards: config["evaluation"]["visrank"] if wildcards.recommender == "visrank" else {},
+        # A baseline's settings (recommender_settings in common.smk); empty for a model.
+        settings=recommender_settings,
     script:
         "../scripts/recommend_batch.py"

@@ -11,7 +11,7 @@ rule report:
         runs=rules.select_runs.output.runs,
         sampling=rules.stats.output.sampling,
         verdicts=rules.stats.output.verdicts,
-        visrank=rules.stats.output.visrank,
+        reference=rules.stats.output.reference,
         segments=rules.stats.output.segments,
         per_user=rules.gather_evaluation.output.per_user,
         data_stats=rules.prepare_data.output.stats,

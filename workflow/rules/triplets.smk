@@ -1,6 +1,6 @@
-# Triples (paper section 3.5): one job per shard (guidelines D1-D6, random sampling
-# with profiles for CuratorNet, plain BPR sampling for VBPR), then one job that merges
-# and deduplicates them by hash.
+# Triples (paper section 3.5): one job per shard (the registered guidelines, D1-D6 and
+# any plugin's; random sampling with profiles; plain BPR sampling for models without
+# profiles), then one job that merges and deduplicates them by hash.
 # Logic: curatornet.sampling; curatornet.sampling.plan says what each shard reads
 # and depends on, so that editing one guideline's budget reruns only that shard,
 # the random and bpr shards (their budget is the sum) and the merge.
@@ -14,6 +14,8 @@ rule sample_shard:
         unpack(shard_inputs),
     output:
         triples="results/triplets/shards/{shard}.parquet",
+        # What the shard was asked for and got: cases, skipped cases by reason, triples per split.
+        report="results/triplets/shards/{shard}.json",
     log:
         "logs/triplets/sample_shard/{shard}.log",
     benchmark:
@@ -32,7 +34,7 @@ rule sample_shard:
 
 rule dedup_triplets:
     input:
-        guidelines=expand(rules.sample_shard.output.triples, shard=GUIDELINES),
+        guidelines=expand(rules.sample_shard.output.triples, shard=parts.guideline_names()),
         random=expand(rules.sample_shard.output.triples, shard=RANDOM_SHARD),
         bpr=expand(rules.sample_shard.output.triples, shard=BPR_SHARD),
     output:
@@ -54,6 +56,6 @@ rule dedup_triplets:
         mem_mb=per_attempt(triplet_plan.dedup_mem_mb(config)),
         runtime=per_attempt(30),
     params:
-        guidelines=list(GUIDELINES),
+        guidelines=list(parts.guideline_names()),
     script:
         "../scripts/dedup_triplets.py"

@@ -1,11 +1,10 @@
 """Snakemake adapter of rule `cases`: the evaluation cases of one split (the protocol's inventory replay).
 
-Logic: curatornet.evaluation (evaluate.build_cases, cases.write_cases).
+Logic: curatornet.evaluation (protocol.build_cases, cases.write_cases).
 """
 
 from curatornet.evaluation.cases import write_cases
-from curatornet.evaluation.evaluate import build_cases
-from curatornet.evaluation.protocol import ITEM_COLUMNS, PURCHASE_COLUMNS
+from curatornet.evaluation.protocol import ITEM_COLUMNS, PURCHASE_COLUMNS, build_cases
 from curatornet.io import read_frame
 from curatornet.logs import logged_job
 

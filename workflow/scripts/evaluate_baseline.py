@@ -1,6 +1,7 @@
-"""Snakemake adapter of rule `evaluate_baseline`: VisRank, Random or Oracle on the evaluation cases.
+"""Snakemake adapter of rule `evaluate_baseline`: one baseline (VisRank, Random, Oracle, MostPopular, …) on the
+evaluation cases.
 
-Logic: curatornet.evaluation.evaluate; which baseline comes from the job's wildcards.
+Logic: curatornet.evaluation.evaluate; which baseline comes from the job's wildcards, what it is from its record.
 """
 
 from curatornet.artifacts import read_embeddings_matrix
@@ -12,6 +13,8 @@ from curatornet.evaluation.evaluate import (
     gather_results,
     write_result,
 )
+from curatornet.evaluation.protocol import PURCHASE_COLUMNS
+from curatornet.io import read_frame
 from curatornet.logs import logged_job
 
 
@@ -19,7 +22,8 @@ def main(snakemake) -> None:
     with logged_job(snakemake.log[0]):
         inputs, baseline, settings = snakemake.input, snakemake.wildcards.baseline, snakemake.params.settings
         embeddings = read_embeddings_matrix(inputs.embeddings)
-        scorer = baseline_scorer(baseline, embeddings, settings)
+        purchases = read_frame(inputs.purchases, PURCHASE_COLUMNS) if "purchases" in inputs.keys() else None
+        scorer = baseline_scorer(baseline, embeddings, settings, purchases)
         results = []
         for cases in read_split_cases(inputs):
             check_embeddings(embeddings, cases, str(inputs.embeddings))

@@ -1,4 +1,4 @@
-"""Snakemake adapter of rule `gather_evaluation`: every evaluated run in one table each, and Table 2.
+"""Snakemake adapter of rule `gather_evaluation`: every evaluated run in one table each, and the raw summary.
 
 Logic: curatornet.evaluation.evaluate.
 """
@@ -12,10 +12,10 @@ def main(snakemake) -> None:
     with logged_job(snakemake.log[0]) as log:
         inputs, output = snakemake.input, snakemake.output
         result = read_result(list(inputs.per_user), list(inputs.curves), list(inputs.top))
-        summary = summarise(result.per_user, snakemake.params.ks)
+        summary = summarise(result.per_user)
         write_result(result, output.per_user, output.curves, output.top)
         write_csv(summary, output.summary)
-        log.info("Table 2:\n%s", summary.to_string(index=False))
+        log.info("mean metrics per run, seed and split:\n%s", summary.to_string(index=False))
 
 
 if __name__ == "__main__":

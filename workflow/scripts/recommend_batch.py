@@ -1,6 +1,7 @@
 """Snakemake adapter of rule `recommend_batch`: the top k of every user by one recommender.
 
-Logic: curatornet.serving.topk; the run to serve: curatornet.stats.serving_run.
+Logic: curatornet.serving.topk; the run to serve: curatornet.stats.serving_run. A recommender is a
+model (its run selected on validation) or a baseline that can write batch recommendations.
 """
 
 from pathlib import Path
@@ -15,8 +16,8 @@ from curatornet.serving.topk import write_top_k
 def main(snakemake) -> None:
     with logged_job(snakemake.log[0]) as log:
         inputs, params, recommender = snakemake.input, snakemake.params, snakemake.wildcards.recommender
-        if recommender == "visrank":
-            model = "visrank"
+        if "selection" not in inputs.keys():  # a baseline: nothing was trained
+            model = recommender
         else:
             selection = pd.read_csv(inputs.selection, dtype={"model": str, "sampling": str, "l2": str})
             chosen = {"model": recommender, **stats.serving_run(selection, recommender)}
@@ -29,8 +30,7 @@ def main(snakemake) -> None:
             params.k,
             snakemake.output.recommendations,
             index=params.index,
-            visrank_aggregate=params.visrank.get("aggregate", "max"),
-            visrank_top_k=params.visrank.get("top_k", 2),
+            settings=params.settings,
         )
         log.info("%d users, %d rows", frame["user_id"].nunique(), len(frame))
 

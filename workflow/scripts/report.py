@@ -14,7 +14,7 @@ from curatornet.logs import logged_job
 #: Columns read as text: keys (λ labels like "0.0001" must stay as written) and the statistics table.
 TEXT_COLUMNS = {
     key: str
-    for key in ("method", "model", "sampling", "l2", "l2_a", "l2_b", "l2_guidelines", "l2_random")
+    for key in ("method", "model", "sampling", "l2", "l2_a", "l2_b", "l2_guidelines", "l2_random", "reference")
     + ("a", "b", "segment", "split", "monitor", "stop_reason", "statistic", "value")
 }
 
@@ -41,7 +41,7 @@ def main(snakemake) -> None:
             runs=table(inputs.runs),
             sampling_tests=table(inputs.sampling),
             verdict_tests=table(inputs.verdicts),
-            visrank_tests=table(inputs.visrank),
+            reference_tests=table(inputs.reference),
             segments=table(inputs.segments),
             per_user=read_frame(inputs.per_user, columns),
             data_stats=pd.read_csv(inputs.data_stats, dtype=TEXT_COLUMNS),

@@ -1,10 +1,13 @@
-"""Snakemake adapter of rule `sample_shard`: the triples of one guideline, or of random sampling.
+"""Snakemake adapter of rule `sample_shard`: the triples of one guideline, or of a sampling scheme.
 
 Logic: curatornet.sampling; what a shard reads and its settings: curatornet.sampling.plan.
 """
 
+import json
+from dataclasses import asdict
+
 from curatornet.artifacts import TRIPLETS_SCHEMA
-from curatornet.io import read_table, write_parquet
+from curatornet.io import read_table, write_parquet, write_text
 from curatornet.logs import logged_job
 from curatornet.sampling import SamplingData, sample_shard
 
@@ -26,16 +29,17 @@ def main(snakemake) -> None:
             table("clusters", ("item", "cluster")),
             sources=sources,
         )
-        triples, _ = sample_shard(
+        triples, report = sample_shard(
             data,
             settings["guideline"],
             n_train=settings["train"],
             n_valid=settings["valid"],
             seed=settings["seed"],
-            max_profile=settings.get("max_profile", 1),
+            max_profile=settings.get("max_profile"),  # absent for single-item profiles; None: whole profiles
         )
         write_parquet(triples, snakemake.output.triples, TRIPLETS_SCHEMA)
-        log.info("%s: %d triples", settings["guideline"], triples.num_rows)
+        write_text(json.dumps(asdict(report), indent=2) + "\n", snakemake.output.report)
+        log.info("%s: %d triples of %s requested", settings["guideline"], triples.num_rows, report.requested)
 
 
 if __name__ == "__main__":

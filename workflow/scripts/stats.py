@@ -24,7 +24,7 @@ def main(snakemake) -> None:
         write_csv(stats.table2(per_user, selection, "valid"), output.table2_valid)
         write_csv(stats.sampling_tests(test, selection, table2), output.sampling)
         write_csv(stats.verdict_tests(test, selection, table2), output.verdicts)
-        write_csv(stats.visrank_tests(test), output.visrank)
+        write_csv(stats.reference_tests(test), output.reference)
         write_csv(stats.segments(averaged, selection), output.segments)
         log.info("Table 2 (test):\n%s", table2.to_string(index=False))
 

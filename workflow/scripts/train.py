@@ -6,7 +6,7 @@ Logic: curatornet.models.train.
 from pathlib import Path
 
 from curatornet.logs import logged_job
-from curatornet.models.environment import configure_tensorflow, tune_allocator
+from curatornet.models.environment import tune_allocator
 from curatornet.models.settings import TrainSettings
 from curatornet.models.train import train_model
 
@@ -15,7 +15,6 @@ def main(snakemake) -> None:
     with logged_job(snakemake.log[0]) as log:
         # Keep freed buffers mapped (fewer page faults per step); mallopt works after start-up, unlike MALLOC_*.
         log.info("allocator tuning: %s", tune_allocator())
-        configure_tensorflow(threads=snakemake.threads)
         inputs = snakemake.input
         train_model(
             TrainSettings.from_params(snakemake.params.settings),
@@ -25,6 +24,7 @@ def main(snakemake) -> None:
             inputs.catalogue,
             inputs.purchases,
             Path(snakemake.output.model).parent,
+            threads=snakemake.threads,  # set before the model's library starts (TensorFlow: by its trainer builder)
         )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,44 +21,27 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from curatornet.artifacts import BASELINES
+from curatornet import parts
 from curatornet.errors import InputError
-from curatornet.evaluation import metrics
+from curatornet.evaluation.metrics import Ranked
 from curatornet.evaluation.protocol import Cases
-from curatornet.evaluation.protocol import build_cases as replay_cases
 from curatornet.io import read_frame, write_parquet
 from curatornet.models.base import Queries, Scorer
+from curatornet.registry import resolve
 
 log = logging.getLogger(__name__)
 
-#: Names in Table 2, and the order of the baselines among themselves.
-DISPLAY_NAMES = {
-    "oracle": "Oracle",
-    "curatornet": "CuratorNet",
-    "vbpr": "VBPR",
-    "visrank": "VisRank",
-    "random": "Random",
-}
 #: What identifies a row of the evaluation files: the method run (baselines have
 #: empty sampling, l2 and seed) and the split its users come from.
 KEY_COLUMNS = ("method", "sampling", "l2", "seed", "split")
 TOP_N = 10
 
 
-def metric_columns(ks: Sequence[int]) -> list[str]:
-    """The per-user metric columns in the order of per_user.parquet."""
-    columns = ["auc"]
-    for k in ks:
-        columns += [f"recall@{k}", f"precision@{k}", f"ndcg@{k}", f"ndcg_paper@{k}"]
-    return columns
-
-
 @dataclass
 class EvaluationResult:
-    per_user: pd.DataFrame  # one row per (method run, test user)
-    curves: pd.DataFrame  # mean Recall/Precision/nDCG at k = 1..curve_max_k per method run
-    top: pd.DataFrame  # each run's top TOP_N per test user (for the example figure)
-    seconds: dict[str, float] = field(default_factory=dict)
+    per_user: pd.DataFrame  # one row per (method run, user): every metric of the metric table
+    curves: pd.DataFrame  # mean of every cut-off metric at k = 1..curve_max_k per method run
+    top: pd.DataFrame  # each run's top TOP_N per user (for the example figure)
 
 
 def _key(run: Mapping[str, Any], split: str) -> dict[str, str]:
@@ -105,44 +88,35 @@ def evaluate_scorer(
     label = _label(key)
     ks = [int(k) for k in ks]
     depth = max([curve_max_k, top_n, *ks])
+    table = parts.metrics()
     all_items = np.arange(cases.n_items, dtype=np.int32)
     started = time.perf_counter()
     score_time = 0.0
-    columns: dict[str, list[np.ndarray]] = {c: [] for c in metric_columns(ks)}
-    curve_sums = {name: np.zeros(curve_max_k) for name in ("recall", "precision", "ndcg")}
+    columns: dict[str, list[np.ndarray]] = {c: [] for c in parts.metric_columns(ks)}
+    curve_sums = {m.name: np.zeros(curve_max_k) for m in table if m.cutoff}
     tops = []
     for start in range(0, len(cases), block):
         rows = slice(start, min(start + block, len(cases)))
-        queries = Queries(cases.users[rows], cases.profiles[rows], cases.truth[rows])
+        queries = Queries(cases.users[rows], cases.profiles[rows], cases.truth[rows], cases.times[rows])
         tick = time.perf_counter()
         scores = np.asarray(scorer.score(queries, all_items))
         score_time += time.perf_counter() - tick
         if scores.shape != (len(queries), len(all_items)):
             raise InputError(label, "scores", scores.shape, f"expected shape {(len(queries), len(all_items))}")
-        candidates = cases.candidate_mask(rows)
-        truth = cases.truth_mask(rows)
-        n_truth = truth.sum(axis=1)
-        columns["auc"].append(metrics.auc(scores, candidates, truth))
-        ranking = metrics.top_k(scores, candidates, depth)
-        hit = metrics.hits(ranking, truth)
-        curves = {
-            "recall": metrics.recall_curve(hit, n_truth),
-            "precision": metrics.precision_curve(hit),
-            "ndcg": metrics.ndcg_curve(hit, n_truth),
-        }
-        paper_ndcg = metrics.ndcg_paper_curve(hit)
-        for k in ks:
-            columns[f"recall@{k}"].append(curves["recall"][:, k - 1])
-            columns[f"precision@{k}"].append(curves["precision"][:, k - 1])
-            columns[f"ndcg@{k}"].append(curves["ndcg"][:, k - 1])
-            columns[f"ndcg_paper@{k}"].append(paper_ndcg[:, k - 1])
-        for name, values in curves.items():
-            curve_sums[name] += values[:, :curve_max_k].sum(axis=0)
-        tops.append((ranking[:, :top_n], hit[:, :top_n]))
+        ranked = Ranked(scores, cases.candidate_mask(rows), cases.truth_mask(rows), depth)
+        for spec in table:
+            values = np.asarray(resolve(spec.compute)(ranked), dtype=np.float64)
+            if not spec.cutoff:
+                columns[spec.name].append(values)
+                continue
+            for k in ks:
+                columns[f"{spec.name}@{k}"].append(values[:, k - 1])
+            curve_sums[spec.name] += values[:, :curve_max_k].sum(axis=0)
+        tops.append((ranked.ranking[:, :top_n], ranked.hits[:, :top_n]))
     n = len(cases)
     per_user = pd.DataFrame({**key, "user": cases.users}, index=pd.RangeIndex(n))
-    for column, parts in columns.items():
-        per_user[column] = np.concatenate(parts) if parts else np.zeros(0)
+    for column, pieces in columns.items():
+        per_user[column] = np.concatenate(pieces) if pieces else np.zeros(0)
     per_user["n_truth"] = np.array([len(t) for t in cases.truth], dtype=np.int32)
     per_user["n_candidates"] = cases.n_candidates()
     per_user["train_items"] = cases.train_items if cases.train_items is not None else np.zeros(n, dtype=np.int32)
@@ -164,16 +138,15 @@ def evaluate_scorer(
             "hit": hit_top.reshape(-1),
         }
     )
-    seconds = time.perf_counter() - started
     log.info(
         "%s: %d users, mean AUC %.4f, scoring %.2f s, total %.2f s",
         label,
         n,
         float(np.nanmean(per_user["auc"])) if n else float("nan"),
         score_time,
-        seconds,
+        time.perf_counter() - started,
     )
-    return EvaluationResult(per_user=per_user, curves=curves, top=top, seconds={label: seconds})
+    return EvaluationResult(per_user=per_user, curves=curves, top=top)
 
 
 def gather_results(results: Sequence[EvaluationResult]) -> EvaluationResult:
@@ -182,51 +155,25 @@ def gather_results(results: Sequence[EvaluationResult]) -> EvaluationResult:
     def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY_COLUMNS, "user"])
 
-    seconds: dict[str, float] = {}
-    for result in results:
-        seconds.update(result.seconds)
     return EvaluationResult(
         per_user=concat([r.per_user for r in results]),
         curves=concat([r.curves for r in results]),
         top=concat([r.top for r in results]),
-        seconds=seconds,
     )
 
 
-def evaluate_methods(
-    runs: Sequence[tuple[Mapping[str, Any], Scorer]],
-    cases: Cases,
-    ks: Sequence[int] = (20, 100),
-    curve_max_k: int = 200,
-    top_n: int = TOP_N,
-    block: int = 2048,
-) -> EvaluationResult:
-    """Evaluate each (key, scorer) on all cases, gathered in the given order."""
-    return gather_results([evaluate_scorer(key, scorer, cases, ks, curve_max_k, top_n, block) for key, scorer in runs])
-
-
-def summarise(per_user: pd.DataFrame, ks: Sequence[int] = (20, 100)) -> pd.DataFrame:
-    """Mean metrics per method run, seed and split (the raw summary; Table 2 with seeds and
-    selection is :func:`curatornet.stats.table2`), Oracle first, then by AUC, Random last."""
-    columns = metric_columns(ks)
+def summarise(per_user: pd.DataFrame) -> pd.DataFrame:
+    """Mean metrics per method run, seed and split: the raw summary, without the seed averaging and
+    the selected λ of Table 2 (:func:`curatornet.stats.table2`). Rows in Table 2's order: an upper
+    bound (the Oracle) first, then by AUC, a lower bound (Random) last."""
+    columns = parts.metric_columns_in(per_user.columns)
     grouped = per_user.groupby(list(KEY_COLUMNS), sort=False, dropna=False)
     table = grouped[columns].mean().reset_index()
     table["users"] = grouped.size().to_numpy()
-    rank = table["method"].map({"oracle": 0, "random": 2}).fillna(1)
-    table = table.assign(_rank=rank).sort_values(["_rank", "auc"], ascending=[True, False], kind="stable")
-    renamed = {"auc": "AUC"}
-    for k in ks:
-        renamed.update(
-            {
-                f"recall@{k}": f"R@{k}",
-                f"precision@{k}": f"P@{k}",
-                f"ndcg@{k}": f"nDCG@{k}",
-                f"ndcg_paper@{k}": f"nDCG@{k} (paper)",
-            }
-        )
+    table = order_rows(table)
     out = pd.DataFrame(
         {
-            "Method": table["method"].map(lambda m: DISPLAY_NAMES.get(m, m)),
+            "Method": table["method"].map(parts.display_name),
             "sampling": table["sampling"],
             "λ": table["l2"],
             "seed": table["seed"],
@@ -234,9 +181,20 @@ def summarise(per_user: pd.DataFrame, ks: Sequence[int] = (20, 100)) -> pd.DataF
         }
     )
     for column in columns:
-        out[renamed[column]] = table[column].to_numpy()
+        out[parts.metric_label(column)] = table[column].to_numpy()
     out["users"] = table["users"].to_numpy()
     return out.reset_index(drop=True)
+
+
+def order_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a table of methods in Table 2's order: an upper bound first, then by AUC (best first),
+    a lower bound last (:func:`curatornet.parts.table_rank`)."""
+    rank = table["method"].map(parts.table_rank)
+    return (
+        table.assign(_rank=rank)
+        .sort_values(["_rank", "auc"], ascending=[True, False], kind="stable")
+        .drop(columns="_rank")
+    )
 
 
 def to_table(frame: pd.DataFrame) -> pa.Table:
@@ -253,47 +211,21 @@ def to_table(frame: pd.DataFrame) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
-def baseline_scorer(name: str, embeddings: np.ndarray, evaluation_config: Mapping[str, Any]) -> Scorer:
-    """VisRank, Random or Oracle, configured from the config's ``evaluation`` section."""
-    from curatornet.models.baselines import Oracle, RandomScorer, VisRank
-
-    if name == "visrank":
-        visrank = evaluation_config.get("visrank", {})
-        return VisRank(embeddings, visrank.get("aggregate", "max"), visrank.get("top_k", 2))
-    if name == "random":
-        return RandomScorer(evaluation_config.get("random_seed", 7))
-    if name == "oracle":
-        return Oracle()
-    raise InputError(None, "baseline", name, f"unknown baseline (one of {', '.join(BASELINES)})")
+def baseline_scorer(
+    name: str, embeddings: np.ndarray, settings: Mapping[str, Any], purchases: pd.DataFrame | None = None
+) -> Scorer:
+    """The baseline ``name`` (a registered one) with its settings (:func:`baseline_settings`); a baseline
+    that reads the purchases gets purchases.parquet's rows."""
+    spec = parts.baseline(name)
+    if spec.purchases and purchases is None:
+        raise InputError(None, "purchases", None, f"baseline {name} reads the purchases: pass purchases.parquet")
+    return resolve(spec.build)(embeddings, purchases if spec.purchases else None, settings)
 
 
 def baseline_settings(name: str, evaluation_config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of the ``evaluation`` section that one baseline's results depend on."""
     settings = {"ks": list(evaluation_config["ks"]), "curve_max_k": int(evaluation_config["curve_max_k"])}
-    if name == "visrank":
-        settings["visrank"] = dict(evaluation_config["visrank"])
-    elif name == "random":
-        settings["random_seed"] = int(evaluation_config["random_seed"])
-    return settings
-
-
-def build_cases(
-    items: pd.DataFrame,
-    purchases: pd.DataFrame,
-    split: str = "test",
-    items_source: str = "items.parquet",
-    purchases_source: str = "purchases.parquet",
-) -> Cases:
-    """The evaluation cases of ``split`` (the inventory replay of the protocol).
-
-    The test split must have users; the validation split may have none (no user
-    with three baskets), and then model selection falls back to the validation
-    triples (see curatornet.models.train).
-    """
-    cases = replay_cases(items, purchases, split, items_source, purchases_source)
-    if len(cases) == 0 and split == "test":
-        raise InputError(purchases_source, "split", split, f"no {split} user has a basket item in the inventory")
-    return cases
+    return settings | parts.baseline(name).config_settings(evaluation_config)
 
 
 def check_embeddings(embeddings: np.ndarray, cases: Cases, source: str = "embeddings.parquet") -> None:

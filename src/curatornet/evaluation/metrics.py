@@ -4,13 +4,22 @@ Every function takes matrices with one row per user and one column per item:
 ``scores`` (higher ranks first), ``candidates`` (bool, the items that user can
 be recommended) and ``truth`` (bool, the ground truth, a subset of the
 candidates). Items that are not candidates never appear in a ranking.
-Ties in top-k lists are broken by item index (lower first), so results are
-repeatable.
+Ties in top-k lists (and in MRR's full ranking) are broken by item index
+(lower first), so results are repeatable.
+
+The metric table (:data:`curatornet.registry.METRICS`) lists what the
+evaluation computes per user: this module registers the built-in metrics,
+each as a function of a :class:`Ranked` block of users.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import numpy as np
+
+from curatornet.registry import METRICS, MetricSpec
 
 
 def _check(scores: np.ndarray, candidates: np.ndarray, truth: np.ndarray) -> None:
@@ -135,13 +144,88 @@ def ndcg_paper_curve(hit: np.ndarray) -> np.ndarray:
         return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), 0.0)
 
 
-def recall_at(hit: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
-    return recall_curve(hit[:, :k], n_truth)[:, k - 1]
+def mrr(scores: np.ndarray, candidates: np.ndarray, truth: np.ndarray, block: int = 8_000_000) -> np.ndarray:
+    """Per-user reciprocal rank of the first ground-truth item in the full ranking of the candidates.
+
+    The rank of a truth item is one plus the candidates ranked above it: scored
+    higher, or scored the same with a lower item index (the tie rule of
+    :func:`top_k`). NaN where a user has no truth item. Like :func:`auc`, each
+    truth item is compared with its user's whole row.
+    """
+    _check(scores, candidates, truth)
+    values = np.asarray(scores)
+    if np.isnan(values[candidates]).any():
+        raise ValueError("a candidate has a NaN score")
+    rows, cols = np.nonzero(truth)
+    ranks = np.zeros(len(rows), dtype=np.int64)
+    index = np.arange(values.shape[1])
+    step = max(1, block // max(1, values.shape[1]))
+    for start in range(0, len(rows), step):
+        r, c = rows[start : start + step], cols[start : start + step]
+        row_values, mine = values[r], values[r, c][:, None]
+        above = (row_values > mine) | ((row_values == mine) & (index[None, :] < c[:, None]))
+        ranks[start : start + step] = 1 + (candidates[r] & above).sum(axis=1)
+    best = np.full(len(values), np.iinfo(np.int64).max)
+    np.minimum.at(best, rows, ranks)
+    has_truth = truth.any(axis=1)
+    return np.where(has_truth, 1.0 / np.where(has_truth, best, 1), np.nan)
 
 
-def precision_at(hit: np.ndarray, k: int) -> np.ndarray:
-    return np.count_nonzero(hit[:, :k], axis=1) / float(k)
+# --------------------------------------------------------------------------- the metric table
 
 
-def ndcg_at(hit: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
-    return ndcg_curve(hit[:, :k], n_truth)[:, k - 1]
+@dataclass
+class Ranked:
+    """One block of users as every metric sees it: their scores over all items, their candidates and
+    ground truth (bool masks), and, computed when first asked for, each user's ``depth`` best
+    candidates (:func:`top_k`), the hits among them and the size of the ground truth."""
+
+    scores: np.ndarray
+    candidates: np.ndarray
+    truth: np.ndarray
+    depth: int
+
+    @cached_property
+    def ranking(self) -> np.ndarray:
+        return top_k(self.scores, self.candidates, self.depth)
+
+    @cached_property
+    def hits(self) -> np.ndarray:
+        return hits(self.ranking, self.truth)
+
+    @cached_property
+    def n_truth(self) -> np.ndarray:
+        return self.truth.sum(axis=1)
+
+
+def _auc(ranked: Ranked) -> np.ndarray:
+    return auc(ranked.scores, ranked.candidates, ranked.truth)
+
+
+def _mrr(ranked: Ranked) -> np.ndarray:
+    return mrr(ranked.scores, ranked.candidates, ranked.truth)
+
+
+def _recall(ranked: Ranked) -> np.ndarray:
+    return recall_curve(ranked.hits, ranked.n_truth)
+
+
+def _precision(ranked: Ranked) -> np.ndarray:
+    return precision_curve(ranked.hits)
+
+
+def _ndcg(ranked: Ranked) -> np.ndarray:
+    return ndcg_curve(ranked.hits, ranked.n_truth)
+
+
+def _ndcg_paper(ranked: Ranked) -> np.ndarray:
+    return ndcg_paper_curve(ranked.hits)
+
+
+# Table 2's metrics (section 4.2), then MRR; AUC first: model selection and the paired tests read it.
+METRICS.register(MetricSpec("auc", "AUC", _auc))
+METRICS.register(MetricSpec("mrr", "MRR", _mrr))
+METRICS.register(MetricSpec("recall", "R@{k}", _recall, cutoff=True))
+METRICS.register(MetricSpec("precision", "P@{k}", _precision, cutoff=True))
+METRICS.register(MetricSpec("ndcg", "nDCG@{k}", _ndcg, cutoff=True))
+METRICS.register(MetricSpec("ndcg_paper", "nDCG@{k} (paper)", _ndcg_paper, cutoff=True))

@@ -45,8 +45,6 @@ EVALUATED_SPLITS = ("valid", "test")
 class Cases:
     """The users of one evaluated split and, per user, profile, ground truth and the basket's instant."""
 
-    __test__ = False  # not a pytest test class under its former name TestCases
-
     users: np.ndarray  # int32 (n,)
     user_ids: np.ndarray  # object (n,)
     times: np.ndarray  # int64 ms (n,), instant of the evaluated basket
@@ -128,7 +126,9 @@ def build_cases(
     """Replay the inventory and return the cases of ``split`` ('test' or 'valid').
 
     Users with an empty ground truth are dropped, counted in the log and in
-    ``dropped_users``.
+    ``dropped_users``. The test split must keep users; the validation split may
+    have none (no user with three baskets), and then model selection falls
+    back to the validation triples (see :mod:`curatornet.models.train`).
     """
     if split not in EVALUATED_SPLITS:
         raise InputError(None, "split", split, f"evaluated splits are {EVALUATED_SPLITS}")
@@ -210,18 +210,6 @@ def build_cases(
         float(np.mean([len(t) for t in truths])) if truths else float("nan"),
         float(np.median(cases.n_candidates())) if len(cases) else float("nan"),
     )
+    if len(cases) == 0 and split == "test":
+        raise InputError(purchases_source, "split", split, f"no {split} user has a basket item in the inventory")
     return cases
-
-
-def build_test_cases(
-    items: pd.DataFrame,
-    purchases: pd.DataFrame,
-    items_source: str = "items.parquet",
-    purchases_source: str = "purchases.parquet",
-) -> Cases:
-    """The test cases (see :func:`build_cases`)."""
-    return build_cases(items, purchases, "test", items_source, purchases_source)
-
-
-#: The former name of :class:`Cases`.
-TestCases = Cases

@@ -23,7 +23,7 @@ def per_user_auc(scorer: Scorer, cases: Cases, block: int = 1024) -> np.ndarray:
     parts = []
     for start in range(0, len(cases), block):
         rows = slice(start, min(start + block, len(cases)))
-        queries = Queries(cases.users[rows], cases.profiles[rows], cases.truth[rows])
+        queries = Queries(cases.users[rows], cases.profiles[rows], cases.truth[rows], cases.times[rows])
         scores = np.asarray(scorer.score(queries, all_items))
         parts.append(metrics.auc(scores, cases.candidate_mask(rows), cases.truth_mask(rows)))
     return np.concatenate(parts) if parts else np.zeros(0)

@@ -2,8 +2,5 @@
 
 TensorFlow is imported only by the modules that build a model
 (``curatornet.models.curatornet``, ``curatornet.models.vbpr``), never here.
+A trained directory is restored by :func:`curatornet.models.registry.load_scorer`.
 """
-
-from curatornet.models.registry import load_scorer  # imports no TensorFlow
-
-__all__ = ["load_scorer"]

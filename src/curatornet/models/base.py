@@ -1,8 +1,9 @@
 """The interfaces every recommender implements; this module imports no model and no TensorFlow.
 
 A query is one user's situation: who they are (VBPR needs it; -1 for a user
-unknown to the model), the items of their profile, and, for the Oracle only,
-the ground truth. Every method turns a batch of queries and a vector of
+unknown to the model), the items of their profile, when it is asked (the
+instant of the evaluated basket: MostPopular counts the purchases before it)
+and, for the Oracle only, the ground truth. Every method turns a batch of queries and a vector of
 candidate items into a score matrix; higher is better.
 
 A trainer is what the training loop (:mod:`curatornet.models.loop`) needs from
@@ -27,9 +28,14 @@ class Queries:
     users: np.ndarray  # int32 (n,), the `user` index of purchases.parquet, -1 if unknown
     profiles: Sequence[np.ndarray]  # int32 item indexes per query
     truth: Sequence[np.ndarray] | None = None  # int32 item indexes per query (Oracle only)
+    times: np.ndarray | None = None  # int64 milliseconds per query; None: the end of the log
 
     def __post_init__(self) -> None:
         self.users = np.asarray(self.users, dtype=np.int32)
+        if self.times is not None:
+            self.times = np.asarray(self.times, dtype=np.int64)
+            if len(self.times) != len(self.users):
+                raise ValueError(f"{len(self.users)} users but {len(self.times)} times")
         if len(self.users) != len(self.profiles):
             raise ValueError(f"{len(self.users)} users but {len(self.profiles)} profiles")
         if self.truth is not None and len(self.truth) != len(self.profiles):

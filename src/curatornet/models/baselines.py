@@ -1,15 +1,21 @@
-"""Recommenders that need no training: VisRank, Random and Oracle (paper section 4.3).
+"""Recommenders that need no training: VisRank, Random and Oracle (paper section 4.3), and MostPopular.
 
-All three implement :class:`curatornet.models.base.Scorer`, so the evaluation
-treats them exactly like the trained models.
+All of them implement :class:`curatornet.models.base.Scorer`, so the evaluation
+treats them exactly like the trained models; this module registers them in
+the baseline registry (:data:`curatornet.registry.BASELINES`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
+import pandas as pd
 
 from curatornet.errors import InputError
 from curatornet.models.base import Queries
+from curatornet.registry import BASELINES, BaselineSpec
 
 #: Upper bound on the floats of one similarity block (about 128 MB in float32).
 _BLOCK_FLOATS = 32_000_000
@@ -106,3 +112,84 @@ class Oracle:
         for row, truth in enumerate(queries.truth):
             out[row] = np.isin(items, truth)
         return out
+
+
+class MostPopular:
+    """Items ranked by how often they were bought in the training log before the query's instant.
+
+    Only purchases of the ``train`` split strictly before a query's ``time``
+    count, so nothing from the query's own basket or later leaks in (a query
+    without a time counts the whole training log). Ties go by item index,
+    which is the order of the item ids: scores are each item's rank among the
+    scored items (a strict order, so the AUC never counts a tie).
+    """
+
+    name = "mostpopular"
+
+    def __init__(self, purchases: pd.DataFrame, n_items: int, source: str = "purchases.parquet"):
+        for column in ("item", "time", "split"):
+            if column not in purchases.columns:
+                raise InputError(source, column, list(purchases.columns), "required column is missing")
+        train = purchases[purchases["split"].astype(str) == "train"]
+        times = pd.to_datetime(train["time"]).to_numpy().astype("datetime64[ms]").astype(np.int64)
+        order = np.argsort(times, kind="stable")
+        self.times = times[order]
+        self.items = train["item"].to_numpy(dtype=np.int64)[order]
+        if len(self.items) and (self.items.min() < 0 or self.items.max() >= n_items):
+            raise InputError(source, "item", int(self.items.max()), f"item index outside 0..{n_items - 1}")
+        self.n_items = int(n_items)
+
+    def score(self, queries: Queries, items: np.ndarray) -> np.ndarray:
+        items = np.asarray(items, dtype=np.int64)
+        out = np.empty((len(queries), len(items)), dtype=np.float32)
+        if queries.times is None:
+            seen = np.full(len(queries), len(self.items))
+        else:
+            seen = np.searchsorted(self.times, np.asarray(queries.times, dtype=np.int64), side="left")
+        counts = np.zeros(self.n_items, dtype=np.int64)
+        counted = 0
+        # Queries in time order: the counts only grow, one pass over the log.
+        for row in np.argsort(seen, kind="stable"):
+            if seen[row] > counted:
+                np.add.at(counts, self.items[counted : seen[row]], 1)
+                counted = seen[row]
+            # More purchases first, then the lower item index; the score is the item's rank from the bottom.
+            key = counts[items] * self.n_items + (self.n_items - 1 - items)
+            rank = np.empty(len(items), dtype=np.float32)
+            rank[np.argsort(key, kind="stable")] = np.arange(len(items), dtype=np.float32)
+            out[row] = rank
+        return out
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def _visrank(embeddings: np.ndarray, purchases: pd.DataFrame | None, settings: Mapping[str, Any]) -> VisRank:
+    visrank = settings.get("visrank", {})
+    return VisRank(embeddings, visrank.get("aggregate", "max"), visrank.get("top_k", 2))
+
+
+def _random(embeddings: np.ndarray, purchases: pd.DataFrame | None, settings: Mapping[str, Any]) -> RandomScorer:
+    return RandomScorer(settings["random_seed"])
+
+
+def _oracle(embeddings: np.ndarray, purchases: pd.DataFrame | None, settings: Mapping[str, Any]) -> Oracle:
+    return Oracle()
+
+
+def _mostpopular(embeddings: np.ndarray, purchases: pd.DataFrame | None, settings: Mapping[str, Any]) -> MostPopular:
+    return MostPopular(purchases, len(embeddings))
+
+
+BASELINES.register(BaselineSpec(VisRank.name, "VisRank", _visrank, reference=True, batch=True))
+BASELINES.register(
+    BaselineSpec(
+        RandomScorer.name,
+        "Random",
+        _random,
+        settings=lambda evaluation: {"random_seed": int(evaluation["random_seed"])},
+        bound="lower",
+    )
+)
+BASELINES.register(BaselineSpec(Oracle.name, "Oracle", _oracle, bound="upper"))
+BASELINES.register(BaselineSpec(MostPopular.name, "MostPopular", _mostpopular, purchases=True))

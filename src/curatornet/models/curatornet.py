@@ -14,8 +14,10 @@ is no padding slot at all: pooling sees real profile items only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -27,7 +29,15 @@ from curatornet.models.features import Standardizer
 from curatornet.models.keras_trainer import INDEX_SPEC, KerasTrainer
 from curatornet.models.persistence import assign_weight, restore_model
 from curatornet.sampling.triples import Batch, Triples
-from curatornet.seeds import stream_seed
+from curatornet.seeds import stream_rng, stream_seed
+
+if TYPE_CHECKING:  # typing only
+    from curatornet.models.train import TrainingInputs
+
+log = logging.getLogger(__name__)
+
+#: Share of the catalogue a batch must touch for the tower to run over the whole catalogue.
+CATALOGUE_MODE_SHARE = 0.85
 
 
 class CuratorNet(keras.Model):
@@ -274,3 +284,38 @@ class CuratorNetScorer:
         candidates = self.item_vectors(items)
         profiles = self.profile_vectors(queries.profiles)
         return (profiles @ candidates.T).astype(np.float32, copy=False)
+
+
+def choose_item_mode(train: Triples, n_items: int, batch_size: int, seed: int) -> str:
+    """'catalogue' when a batch touches most items anyway, else 'unique'.
+
+    Running the tower over the whole catalogue skips tf.unique and the gather
+    of input rows; it only pays off when a batch's distinct items come close
+    to the catalogue size.
+    """
+    rng = stream_rng(seed, "item mode probe")
+    counts = []
+    for _ in range(3):
+        rows = rng.choice(len(train), size=min(batch_size, len(train)), replace=False)
+        batch = train.batch(rows)
+        counts.append(len(np.unique(np.concatenate([batch.values, batch.positive, batch.negative]))))
+    share = float(np.mean(counts)) / n_items
+    mode = "catalogue" if share > CATALOGUE_MODE_SHARE else "unique"
+    log.info("a batch touches %.0f%% of the %d items: the item tower runs per %s", 100 * share, n_items, mode)
+    return mode
+
+
+def build_trainer(inputs: TrainingInputs) -> tuple[CuratorNetTrainer, dict[str, Any]]:
+    """CuratorNet of the run's hyperparameters with its trainer, and the hyperparameters to record
+    (its model record's ``trainer``, :mod:`curatornet.parts`)."""
+    from curatornet.models.environment import configure_tensorflow
+
+    settings = inputs.settings
+    configure_tensorflow(threads=inputs.threads, seed=settings.seed)
+    hyper = dict(settings.hyperparameters)
+    model = CuratorNet(inputs.embeddings.shape[1], hyper["tower_units"], hyper["head_units"], seed=settings.seed)
+    mode = choose_item_mode(inputs.train, len(inputs.embeddings), settings.schedule.batch_size, settings.seed)
+    trainer = CuratorNetTrainer(
+        model, inputs.standardizer, inputs.embeddings, settings.l2, settings.schedule.learning_rate, mode
+    )
+    return trainer, {**hyper, "item_mode": mode}

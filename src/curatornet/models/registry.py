@@ -1,7 +1,8 @@
 """Restore a trained model from its directory as a :class:`~curatornet.models.base.Scorer`.
 
-TensorFlow is imported only when a model is actually loaded, so importing
-this module (or ``curatornet.models``) stays cheap.
+Which loader runs is the model's record (:class:`curatornet.registry.ModelSpec`,
+``scorer``), named by model.json's ``model``. TensorFlow is imported only
+when a model that needs it is actually loaded.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from curatornet.errors import InputError
+from curatornet import parts
 from curatornet.models.base import Scorer
 from curatornet.models.persistence import MODEL_FILE, read_model_meta
+from curatornet.registry import resolve
 
 
 def load_scorer(model_dir: str | Path, embeddings: np.ndarray) -> Scorer:
@@ -22,13 +24,5 @@ def load_scorer(model_dir: str | Path, embeddings: np.ndarray) -> Scorer:
     optionally followed by new items); the saved standardisation is applied.
     """
     meta = read_model_meta(model_dir)
-    kind = meta.get("model")
-    if kind == "curatornet":
-        from curatornet.models.curatornet import CuratorNetScorer
-
-        return CuratorNetScorer.load(model_dir, embeddings)
-    if kind == "vbpr":
-        from curatornet.models.vbpr import VBPRScorer
-
-        return VBPRScorer.load(model_dir, embeddings)
-    raise InputError(Path(model_dir) / MODEL_FILE, "model", kind, "unknown model type (curatornet or vbpr)")
+    spec = parts.model(meta.get("model"), Path(model_dir) / MODEL_FILE, "model")
+    return resolve(spec.scorer)(model_dir, embeddings)

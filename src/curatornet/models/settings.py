@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from curatornet.artifacts import BPR_SHARD, MODELS, RANDOM_SHARD, SAMPLINGS
+from curatornet import parts
+from curatornet.artifacts import BPR_SHARD, RANDOM_SHARD, SAMPLINGS
 from curatornet.errors import InputError
 from curatornet.models.loop import Schedule
 
@@ -30,21 +31,17 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any], model: str, sampling: str, l2: float, seed: int) -> TrainSettings:
-        """Settings of one job from the config's validated ``training`` section."""
-        if model not in MODELS:
-            raise InputError(None, "model", model, f"unknown model, expected one of {MODELS}")
+        """Settings of one job from the config's validated ``training`` section.
+
+        The model's hyperparameters are its own block, ``training.<model>`` (its schema block);
+        a ``learning_rate`` there replaces ``training.learning_rate``.
+        """
+        parts.model(model, field_name="model")
         if sampling not in SAMPLINGS:
             raise InputError(None, "sampling", sampling, f"unknown sampling, expected one of {SAMPLINGS}")
-        own = training[model]
-        if model == "vbpr":
-            rate = own["learning_rate"]
-            hyper = {"latent_dim": int(own["latent_dim"]), "visual_dim": int(own["visual_dim"])}
-        else:
-            rate = training["learning_rate"]
-            hyper = {
-                "tower_units": [int(u) for u in own["tower_units"]],
-                "head_units": [int(u) for u in own["head_units"]],
-            }
+        own = dict(training.get(model) or {})
+        rate = own.pop("learning_rate", training["learning_rate"])
+        hyper = own
         schedule = Schedule(
             batch_size=int(training["batch_size"]),
             learning_rate=float(rate),
@@ -80,11 +77,12 @@ def job_settings(config: Mapping[str, Any], model: str, sampling: str, l2: float
 def triplet_set(model: str, sampling: str) -> str:
     """The merged triplet set a run reads: 'guidelines', 'random' (profiles) or 'bpr' (no profiles).
 
-    CuratorNet's random sampling needs a profile left after hiding the
-    positive, so it reads the ``random`` set (users with two or more training
-    items); VBPR reads no profile and trains on plain BPR triples over every
-    user with a training purchase (``bpr``), as Rendle et al. sample them.
+    Random sampling of a model that reads profiles needs a profile left after
+    hiding the positive, so it reads the ``random`` set (users with two or
+    more training items); a model that reads no profile (VBPR) trains on plain
+    BPR triples over every user with a training purchase (``bpr``), as Rendle
+    et al. sample them.
     """
     if sampling == "guidelines":
         return "guidelines"
-    return BPR_SHARD if model == "vbpr" else RANDOM_SHARD
+    return RANDOM_SHARD if parts.model(model).profiles else BPR_SHARD

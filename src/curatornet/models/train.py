@@ -1,10 +1,12 @@
 """The training stage's entry point: one (model, sampling, λ, seed) run into its model directory.
 
-It picks the model, reads its triples (each model and sampling reads its own
-triplet set, see :func:`curatornet.models.settings.triplet_set`), builds the validation baskets, trains
-with :func:`curatornet.models.loop.fit` and writes the directory
-(:mod:`curatornet.models.persistence`). TensorFlow is imported only here, when
-a run actually trains.
+It reads the run's triples (each model and sampling reads its own triplet
+set, see :func:`curatornet.models.settings.triplet_set`), builds the
+validation baskets, has the model's record build its trainer
+(:class:`curatornet.registry.ModelSpec`, ``trainer``), trains with
+:func:`curatornet.models.loop.fit` and writes the directory
+(:mod:`curatornet.models.persistence`). TensorFlow is imported only by the
+trainers of the models that use it, when a run actually trains.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curatornet.artifacts import VBPR_GUIDELINES, catalogue_fingerprint, first_non_finite_row, read_embeddings_matrix
+from curatornet import parts
+from curatornet.artifacts import catalogue_fingerprint, first_non_finite_row, read_embeddings_matrix
 from curatornet.errors import InputError
 from curatornet.evaluation.protocol import Cases, build_cases
 from curatornet.io import read_frame
@@ -26,13 +29,10 @@ from curatornet.models.features import Standardizer
 from curatornet.models.loop import fit
 from curatornet.models.persistence import write_model_dir
 from curatornet.models.settings import TrainSettings
+from curatornet.registry import resolve
 from curatornet.sampling.triples import Triples, read_triplets
-from curatornet.seeds import stream_rng
 
 log = logging.getLogger(__name__)
-
-#: Share of the catalogue a batch must touch for CuratorNet's tower to run over the whole catalogue.
-CATALOGUE_MODE_SHARE = 0.85
 
 
 def read_embeddings(path: str | Path) -> np.ndarray:
@@ -44,30 +44,25 @@ def read_embeddings(path: str | Path) -> np.ndarray:
 
 
 def read_run_triplets(settings: TrainSettings, path: str | Path, n_items: int) -> Triples:
-    """The triples of one run: VBPR keeps its guidelines and known users and drops profiles."""
-    if settings.model == "vbpr":
-        keep = list(VBPR_GUIDELINES) if settings.sampling == "guidelines" else None
+    """The triples of one run: the model's guidelines (all without a list), and for a model that
+    reads no profile only known users' triples, their profiles dropped."""
+    spec = parts.model(settings.model)
+    keep = list(spec.guidelines) if spec.guidelines is not None and settings.sampling == "guidelines" else None
+    if not spec.profiles:
         return read_triplets(path, n_items, keep, known_users_only=True, allow_empty_profiles=True).without_profiles()
-    return read_triplets(path, n_items).add_profile_keys()
+    return read_triplets(path, n_items, keep).add_profile_keys()
 
 
-def choose_curatornet_item_mode(train: Triples, n_items: int, batch_size: int, seed: int) -> str:
-    """'catalogue' when a batch touches most items anyway, else 'unique'.
+@dataclass
+class TrainingInputs:
+    """What a model's trainer builder gets (:class:`curatornet.registry.ModelSpec`, ``trainer``)."""
 
-    Running the tower over the whole catalogue skips tf.unique and the gather
-    of input rows; it only pays off when a batch's distinct items come close
-    to the catalogue size.
-    """
-    rng = stream_rng(seed, "item mode probe")
-    counts = []
-    for _ in range(3):
-        rows = rng.choice(len(train), size=min(batch_size, len(train)), replace=False)
-        batch = train.batch(rows)
-        counts.append(len(np.unique(np.concatenate([batch.values, batch.positive, batch.negative]))))
-    share = float(np.mean(counts)) / n_items
-    mode = "catalogue" if share > CATALOGUE_MODE_SHARE else "unique"
-    log.info("a batch touches %.0f%% of the %d items: the item tower runs per %s", 100 * share, n_items, mode)
-    return mode
+    settings: TrainSettings
+    standardizer: Standardizer
+    embeddings: np.ndarray  # raw, by item index
+    train: Triples
+    n_users: int
+    threads: int | None = None  # the job's threads, for a model whose library needs them set before it starts
 
 
 @dataclass
@@ -108,11 +103,9 @@ def prepare_run(
     embeddings_path: str | Path,
     items_path: str | Path,
     purchases_path: str | Path,
+    threads: int | None = None,
 ) -> PreparedRun:
     """Read one run's files, build its validation baskets and its model (seeded by the run's seed)."""
-    from curatornet.models.environment import configure_tensorflow
-
-    configure_tensorflow(seed=settings.seed)
     embeddings = read_embeddings(embeddings_path)
     n_items = len(embeddings)
     items = read_frame(items_path, ("item", "item_id", "artist_id", "upload_time", "one_of_a_kind"))
@@ -126,7 +119,8 @@ def prepare_run(
     valid = read_run_triplets(settings, valid_path, n_items)
     cases = build_cases(items, purchases, "valid", str(items_path), str(purchases_path))
     n_users = int(purchases["user"].max()) + 1 if len(purchases) else 0
-    trainer, hyper = build_trainer(settings, standardizer, embeddings, train, n_users)
+    build = resolve(parts.model(settings.model).trainer)
+    trainer, hyper = build(TrainingInputs(settings, standardizer, embeddings, train, n_users, threads))
     if not len(cases):
         log.warning("no validation baskets (no user has three baskets): selecting on validation pairwise accuracy")
     log.info(
@@ -155,6 +149,7 @@ def train_model(
     items_path: str | Path,
     purchases_path: str | Path,
     out_dir: str | Path,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train one run and write its directory; returns the contents of model.json.
 
@@ -163,7 +158,7 @@ def train_model(
     scored like the test); without validation baskets they fall back to the
     pairwise accuracy on the validation triples, and model.json says so.
     """
-    run = prepare_run(settings, train_path, valid_path, embeddings_path, items_path, purchases_path)
+    run = prepare_run(settings, train_path, valid_path, embeddings_path, items_path, purchases_path, threads)
     result = fit(run.trainer, run.train, settings.schedule, run.validate, run.monitor)
     train = run.train
     item_ids = run.items.sort_values("item")["item_id"].astype(str)
@@ -206,30 +201,6 @@ def train_model(
         meta["valid_accuracy"],
     )
     return write_model_dir(out_dir, run.trainer.model, run.standardizer, result.history, _json_safe(meta))
-
-
-def build_trainer(
-    settings: TrainSettings, standardizer: Standardizer, embeddings: np.ndarray, train: Triples, n_users: int
-) -> tuple[Any, dict[str, Any]]:
-    """The model of ``settings`` with its trainer, and the hyperparameters to record."""
-    n_items, dim = embeddings.shape
-    batch_size = settings.schedule.batch_size
-    if settings.model == "vbpr":
-        from curatornet.models.vbpr import VBPR, VBPRTrainer, choose_item_mode
-
-        hyper = dict(settings.hyperparameters)
-        model = VBPR(max(n_users, 1), n_items, dim, hyper["latent_dim"], hyper["visual_dim"], seed=settings.seed)
-        model.mark_known_users(train.user)
-        mode = choose_item_mode(n_items, batch_size)
-        trainer = VBPRTrainer(model, standardizer, embeddings, settings.l2, settings.schedule.learning_rate, mode)
-    else:
-        from curatornet.models.curatornet import CuratorNet, CuratorNetTrainer
-
-        hyper = dict(settings.hyperparameters)
-        model = CuratorNet(dim, hyper["tower_units"], hyper["head_units"], seed=settings.seed)
-        mode = choose_curatornet_item_mode(train, n_items, batch_size, settings.seed)
-        trainer = CuratorNetTrainer(model, standardizer, embeddings, settings.l2, settings.schedule.learning_rate, mode)
-    return trainer, {**hyper, "item_mode": mode}
 
 
 def _json_safe(value: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -27,6 +28,9 @@ from curatornet.models.keras_trainer import INDEX_SPEC, KerasTrainer
 from curatornet.models.persistence import assign_weight, restore_model
 from curatornet.sampling.triples import Batch, Triples
 from curatornet.seeds import stream_seed
+
+if TYPE_CHECKING:  # typing only
+    from curatornet.models.train import TrainingInputs
 
 _WEIGHTS = ("beta_item", "gamma_user", "gamma_item", "theta_user", "projection", "beta_visual")
 
@@ -233,3 +237,22 @@ class VBPRScorer:
             u = users[known]
             scores[known] += m.gamma_user.numpy()[u] @ gamma_item.T + m.theta_user.numpy()[u] @ visual.T
         return scores.astype(np.float32, copy=False)
+
+
+def build_trainer(inputs: TrainingInputs) -> tuple[VBPRTrainer, dict[str, Any]]:
+    """VBPR of the run's hyperparameters (one row per user of the purchases, those of the training
+    triples marked known) with its trainer, and the hyperparameters to record (its model record's
+    ``trainer``, :mod:`curatornet.parts`)."""
+    from curatornet.models.environment import configure_tensorflow
+
+    settings = inputs.settings
+    configure_tensorflow(threads=inputs.threads, seed=settings.seed)
+    n_items, dim = inputs.embeddings.shape
+    hyper = dict(settings.hyperparameters)
+    model = VBPR(max(inputs.n_users, 1), n_items, dim, hyper["latent_dim"], hyper["visual_dim"], seed=settings.seed)
+    model.mark_known_users(inputs.train.user)
+    mode = choose_item_mode(n_items, settings.schedule.batch_size)
+    trainer = VBPRTrainer(
+        model, inputs.standardizer, inputs.embeddings, settings.l2, settings.schedule.learning_rate, mode
+    )
+    return trainer, {**hyper, "item_mode": mode}

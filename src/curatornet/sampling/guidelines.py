@@ -28,29 +28,30 @@ triples, then ``n_valid`` validation triples that repeat none of them. If the
 guideline cannot supply that many distinct triples the shard is short and
 the log says so. Profiles longer than ``max_profile`` are randomly
 subsampled (see :func:`curatornet.sampling.triples.build_profiles`).
+
+This module registers D1-D6 in the guideline registry
+(:data:`curatornet.registry.GUIDELINES`); a guideline of a plugin is one more
+record there. The random and BPR shards are the sampling schemes' own
+(:data:`SCHEMES`), not guidelines: they are never merged with them.
 """
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from curatornet.artifacts import BPR_SHARD, GUIDELINES, RANDOM_SHARD, SHARDS
+from curatornet.artifacts import BPR_SHARD, RANDOM_SHARD
 from curatornet.errors import InputError
+from curatornet.registry import GUIDELINES, GuidelineSpec, resolve
 from curatornet.sampling.arrays import first_occurrence_mask, offsets_from_lengths, ranges, row_ids, sorted_contains
 from curatornet.sampling.data import SamplingData
 from curatornet.sampling.triples import Triples, build_profiles
 
 log = logging.getLogger(__name__)
-
-#: Added to the config's seed so that every shard has its own random stream.
-SEED_OFFSETS: dict[str, int] = {name: 1000 * (index + 1) for index, name in enumerate(SHARDS)}
-#: Guidelines that read the purchases and those that read the visual clusters.
-NEEDS_PURCHASES = frozenset(GUIDELINES[:4] + (RANDOM_SHARD, BPR_SHARD))
-NEEDS_CLUSTERS = frozenset(GUIDELINES[:3])
 
 #: Cells (users x items) of the boolean matrix of allowed negatives built per chunk of users.
 _CHUNK_CELLS = 1 << 24
@@ -62,16 +63,10 @@ _DRAW_CHUNK = 2_000_000
 _REJECTION_ROUNDS = 8
 
 
-def shard_seed(seed: int, shard: str) -> int:
-    """The seed of one shard: the config's seed plus the shard's offset."""
-    if shard not in SEED_OFFSETS:
-        raise InputError(None, "guideline", shard, f"unknown shard, expected one of {SHARDS}")
-    return int(seed) + SEED_OFFSETS[shard]
-
-
 def random_budget(budgets: dict[str, dict[str, int]]) -> dict[str, int]:
-    """The random shard's budget: the sum over the guidelines of each split."""
-    return {split: int(sum(budgets[g][split] for g in GUIDELINES if g in budgets)) for split in ("train", "valid")}
+    """The random shard's budget: the sum over the registered guidelines of each split."""
+    names = GUIDELINES.names()
+    return {split: int(sum(budgets[g][split] for g in names if g in budgets)) for split in ("train", "valid")}
 
 
 class NegativeSampler:
@@ -240,15 +235,20 @@ class CaseTable:
 
 
 @dataclass
-class GuidelineSampler:
-    """Draws triples of one guideline; ``skipped`` counts the cases it could not use, per reason."""
+class GuidelineSampler(ABC):
+    """Draws triples of one guideline; ``skipped`` counts the cases it could not use, per reason.
+
+    A guideline's builder returns one: ``n_cases`` cases to draw from, and
+    :meth:`draw`, which every sampler implements.
+    """
 
     name: str
     n_cases: int
     skipped: dict[str, int] = field(default_factory=dict)
 
-    def draw(self, rng: np.random.Generator, n: int, max_profile: int | None) -> Triples:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def draw(self, rng: np.random.Generator, n: int, max_profile: int | None) -> Triples:
+        """``n`` triples drawn with replacement (profiles longer than ``max_profile`` subsampled)."""
 
 
 @dataclass
@@ -315,15 +315,24 @@ class SameArtistSampler(GuidelineSampler):
         )
 
 
+def shard_spec(name: str) -> GuidelineSpec:
+    """The record of a shard: a registered guideline, or a sampling scheme's shard (random, bpr)."""
+    if name in SCHEMES:
+        return SCHEMES[name]
+    return GUIDELINES.get(name, field_name="guideline")
+
+
 def make_sampler(data: SamplingData, guideline: str) -> GuidelineSampler:
-    """Enumerate the cases of ``guideline`` (one of curatornet.artifacts.SHARDS)."""
-    if guideline not in SHARDS:
-        raise InputError(None, "guideline", guideline, f"unknown guideline, expected one of {SHARDS}")
-    if guideline in NEEDS_PURCHASES:
+    """Enumerate the cases of ``guideline`` (a registered guideline, or the random or bpr shard)."""
+    spec = shard_spec(guideline)
+    if "purchases" in spec.needs:
         data.require_purchases(guideline)
-    if guideline in NEEDS_CLUSTERS:
+    if "clusters" in spec.needs:
         data.require_clusters(guideline)
-    return _BUILDERS[guideline](data)
+    sampler = resolve(spec.build)(data)
+    if not isinstance(sampler, GuidelineSampler):
+        raise InputError(None, "guideline", guideline, f"its builder returned a {type(sampler).__name__}")
+    return sampler
 
 
 def _users_cases(
@@ -493,15 +502,27 @@ def _d6_same_artist(data: SamplingData) -> GuidelineSampler:
     return SameArtistSampler("d6_same_artist", n_cases, skipped, by_artist, group_start, size, rank, cumulative)
 
 
-_BUILDERS = {
-    "d1_basket": _d1_basket,
-    "d2_next_basket": _d2_next_basket,
-    "d3_artist_cluster": _d3_artist_cluster,
-    "d4_profile": _d4_profile,
-    "d5_single_item": _d5_single_item,
-    "d6_same_artist": _d6_same_artist,
-    RANDOM_SHARD: _random,
-    BPR_SHARD: _bpr,
+_PURCHASES = frozenset({"purchases"})
+_PURCHASES_AND_CLUSTERS = frozenset({"purchases", "clusters"})
+
+#: D1-D6 in the paper's order (the order in which the merge keeps the first copy of a triple).
+for _spec in (
+    GuidelineSpec("d1_basket", _d1_basket, _PURCHASES_AND_CLUSTERS),
+    GuidelineSpec("d2_next_basket", _d2_next_basket, _PURCHASES_AND_CLUSTERS),
+    GuidelineSpec("d3_artist_cluster", _d3_artist_cluster, _PURCHASES_AND_CLUSTERS),
+    GuidelineSpec("d4_profile", _d4_profile, _PURCHASES),
+    GuidelineSpec("d5_single_item", _d5_single_item, single_item_profiles=True),
+    GuidelineSpec("d6_same_artist", _d6_same_artist, single_item_profiles=True),
+):
+    GUIDELINES.register(_spec)
+
+#: The sampling schemes' shards (section 3.3), sampled beside the guidelines but never merged with them:
+#: triples with profiles over users with two or more training items (CuratorNet's random sampling), and
+#: BPR triples without profiles over every user with a training item (random sampling of models that read
+#: no profile, VBPR). Their budget is the sum of the guidelines'.
+SCHEMES: dict[str, GuidelineSpec] = {
+    RANDOM_SHARD: GuidelineSpec(RANDOM_SHARD, _random, _PURCHASES),
+    BPR_SHARD: GuidelineSpec(BPR_SHARD, _bpr, _PURCHASES, single_item_profiles=True),
 }
 
 
@@ -565,7 +586,7 @@ def sample_shard(
 ) -> tuple[pa.Table, ShardReport]:
     """Sample one shard: ``n_train`` training then ``n_valid`` validation triples (all distinct).
 
-    ``seed`` is used as given (see :func:`shard_seed` for the per-shard seed).
+    ``seed`` is used as given (see :meth:`curatornet.registry.GuidelineSpec.seed` for a shard's seed).
     Returns the table (``curatornet.artifacts.TRIPLETS_SCHEMA``) and a report
     of the cases, skips and counts, which is also logged.
     """

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from curatornet.artifacts import BPR_SHARD, GUIDELINES, RANDOM_SHARD
+from curatornet import parts
+from curatornet.artifacts import RANDOM_SHARD
 from curatornet.errors import InputError
-from curatornet.sampling.guidelines import NEEDS_CLUSTERS, NEEDS_PURCHASES, random_budget, shard_seed
+from curatornet.sampling.guidelines import SCHEMES, random_budget
 
-#: Shards whose profiles never have more than one item, so max_profile does not concern them.
-SINGLE_ITEM_PROFILES = frozenset({"d5_single_item", "d6_same_artist", BPR_SHARD})
 #: Memory of a shard job: a fixed part (interpreter, one draw chunk of 2M triples)
 #: plus the finished shard. Measured on the default data: D3 with 1.7M triples
 #: peaks at 1.3 GB, the paper's random shard (10.3M) at 1.7 GB.
@@ -28,14 +27,14 @@ MERGE_BYTES_PER_TRIPLE = 300
 
 
 def shard_budget(config: Mapping[str, Any], shard: str) -> dict[str, int]:
-    """{"train": n, "valid": n} of a shard; the random shard gets the sums over the guidelines."""
+    """{"train": n, "valid": n} of a shard; the random and bpr shards get the sums over the guidelines."""
     budgets = config["sampling"]["budgets"]
-    missing = [g for g in GUIDELINES if g not in budgets]
+    missing = [g for g in parts.guideline_names() if g not in budgets]
     if missing:
         raise InputError(
             "config", f"sampling.budgets.{missing[0]}", sorted(budgets), "budget of this guideline is missing"
         )
-    if shard in (RANDOM_SHARD, BPR_SHARD):
+    if shard in SCHEMES:
         return random_budget(budgets)
     return {"train": int(budgets[shard]["train"]), "valid": int(budgets[shard]["valid"])}
 
@@ -43,21 +42,17 @@ def shard_budget(config: Mapping[str, Any], shard: str) -> dict[str, int]:
 def shard_inputs(shard: str, tables: Mapping[str, str]) -> dict[str, str]:
     """The input files of a shard's job, chosen from ``tables`` (paths of ``inventory``,
     ``purchases`` and ``clusters``): what this shard reads, so that it depends on nothing else."""
-    names = ["inventory"]
-    if shard in NEEDS_PURCHASES:
-        names.append("purchases")
-    if shard in NEEDS_CLUSTERS:
-        names.append("clusters")
+    needs = parts.shard(shard).needs
+    names = ["inventory"] + [name for name in ("purchases", "clusters") if name in needs]
     return {name: tables[name] for name in names}
 
 
 def shard_params(config: Mapping[str, Any], shard: str) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "guideline": shard,
-        "seed": shard_seed(config["seed"], shard),
-        **shard_budget(config, shard),
-    }
-    if shard not in SINGLE_ITEM_PROFILES:
+    """What one shard's triples depend on: its budget, its seed (a hash of its name) and, unless its
+    profiles are single items, ``max_profile``."""
+    spec = parts.shard(shard)
+    params: dict[str, Any] = {"guideline": shard, "seed": spec.seed(config["seed"]), **shard_budget(config, shard)}
+    if not spec.single_item_profiles:
         params["max_profile"] = config["sampling"]["max_profile"]  # None: whole profiles
     return params
 
@@ -69,6 +64,6 @@ def shard_mem_mb(config: Mapping[str, Any], shard: str) -> int:
 
 def dedup_mem_mb(config: Mapping[str, Any]) -> int:
     """Guidelines and random are merged one after the other: size for the larger."""
-    guidelines = sum(sum(shard_budget(config, g).values()) for g in GUIDELINES)
+    guidelines = sum(sum(shard_budget(config, g).values()) for g in parts.guideline_names())
     largest = max(guidelines, sum(shard_budget(config, RANDOM_SHARD).values()))  # bpr: same budget, no profiles
     return MERGE_FIXED_MB + largest * MERGE_BYTES_PER_TRIPLE // 1_000_000

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from curatornet import parts
 from curatornet.artifacts import catalogue_fingerprint, embeddings_matrix
 from curatornet.errors import InputError
 from curatornet.io import read_table
@@ -128,8 +129,8 @@ def check_model_matches_data(meta: Mapping[str, Any], model_dir: str | Path, dat
     """Refuse a model trained on another catalogue, or on embeddings of another dimension.
 
     With a recorded ``catalogue`` (model.json) the item ids must give the same
-    fingerprint. Without one, a VBPR model must at least have as many items,
-    since its item parameters are indexed by item.
+    fingerprint. Without one, a model with parameters per item index (its
+    record's ``item_parameters``: VBPR) must at least have as many items.
     """
     model_file = Path(model_dir) / MODEL_FILE
     dim = int(meta.get("embedding_dim", data.embedding_dim))
@@ -147,13 +148,19 @@ def check_model_matches_data(meta: Mapping[str, Any], model_dir: str | Path, dat
                 f"the model {model_file} was trained on another catalogue (fingerprint {recorded['fingerprint']}, "
                 f"{recorded.get('n_items')} items; this one has {data.n_items}): use its own data folder",
             )
-    elif meta.get("model") == "vbpr" and int(meta.get("n_items", data.n_items)) != data.n_items:
+    elif _item_parameters(meta) and int(meta.get("n_items", data.n_items)) != data.n_items:
         raise InputError(
             data.items_path,
             "item",
             data.n_items,
-            f"items in this catalogue, but the VBPR model {model_file} was trained on {meta.get('n_items')}",
+            f"items in this catalogue, but the {parts.display_name(meta['model'])} model {model_file} "
+            f"was trained on {meta.get('n_items')}",
         )
+
+
+def _item_parameters(meta: Mapping[str, Any]) -> bool:
+    name = meta.get("model")
+    return name in parts.model_names() and parts.model(name).item_parameters
 
 
 def training_hash(meta: Mapping[str, Any]) -> str:

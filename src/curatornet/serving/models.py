@@ -13,10 +13,11 @@ inner-product index (:mod:`curatornet.serving.index`), possible:
   :class:`curatornet.models.vbpr.VBPRScorer`. Items beyond the training
   catalogue get β_i = 0 and γ_i = 0.
 
-:class:`NumpyScorer` wraps either model behind the
-:class:`~curatornet.models.base.Scorer` interface over a catalogue of
-embeddings; item vectors are computed once, and only for new items when the
-catalogue grows.
+:class:`NumpyScorer` wraps any such model (:class:`NumpyModel`: these two,
+or a plugin's) behind the :class:`~curatornet.models.base.Scorer` interface
+over a catalogue of embeddings; item vectors are computed once, and only for
+new items when the catalogue grows. Which class restores a directory is the
+model's record (:class:`curatornet.registry.ModelSpec`, ``numpy``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from curatornet import parts
 from curatornet.errors import InputError, check_item_indexes
 from curatornet.models.base import Queries
 from curatornet.models.features import Standardizer
 from curatornet.models.persistence import MODEL_FILE, load_weights_npz, read_model_meta
+from curatornet.registry import resolve
 
 #: SELU constants as Keras defines them (keras.activations.selu).
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -89,6 +92,29 @@ def _weight(weights: Mapping[str, np.ndarray], key: str, shape: tuple, source: P
     return np.ascontiguousarray(value, dtype=dtype)
 
 
+class NumpyModel(Protocol):
+    """What serving needs from a model's NumPy twin (its record's ``numpy`` restores one from a directory).
+
+    Scores are inner products of query vectors and item vectors. A model that
+    cannot serve a user it never saw (its record's ``cold_start`` is False)
+    also has ``has_vector(users)`` and ``user_vectors(users)``, and may have
+    ``fold_in(item_vectors, profile, candidates, seed)``.
+    """
+
+    name: str
+    meta: dict
+    standardizer: Standardizer
+    output_dim: int  # the length of an item (and a query) vector
+
+    def item_vectors(self, embeddings: np.ndarray, items: np.ndarray, source: str | None = None) -> np.ndarray:
+        """Item vectors of raw embeddings; ``items``: their item indexes."""
+        ...
+
+    def query_vectors(self, users: np.ndarray, item_vectors: np.ndarray, flat: np.ndarray, lengths: np.ndarray):
+        """Query vectors of users whose profiles are given flat (profile q: the next ``lengths[q]`` items)."""
+        ...
+
+
 class NumpyCuratorNet:
     """CuratorNet's forward pass: item tower, mean+max pooling, profile head (all Dense + SELU)."""
 
@@ -132,8 +158,10 @@ class NumpyCuratorNet:
         head = layers("head", 2 * int(tower_units[-1]), head_units)
         return cls(tower, head, standardizer, meta)
 
-    def item_vectors(self, embeddings: np.ndarray, source: str | None = None) -> np.ndarray:
-        """Φ(f_i) of raw embeddings (rows), float32 (n, output_dim)."""
+    def item_vectors(
+        self, embeddings: np.ndarray, items: np.ndarray | None = None, source: str | None = None
+    ) -> np.ndarray:
+        """Φ(f_i) of raw embeddings (rows), float32 (n, output_dim); the item indexes do not matter."""
         features = self.standardizer.transform(embeddings, source=source)
         out = np.empty((len(features), self.output_dim), np.float32)
         for start in range(0, len(features), TOWER_CHUNK):
@@ -158,6 +186,21 @@ class NumpyCuratorNet:
         for layer in self.head:
             pooled = layer(pooled)
         return pooled
+
+    def query_vectors(self, users: np.ndarray, item_vectors: np.ndarray, flat: np.ndarray, lengths: np.ndarray):
+        """Φ(P_u) of every profile (the users do not matter)."""
+        if len(lengths) and (np.asarray(lengths) == 0).any():
+            raise InputError(
+                None,
+                "profiles",
+                int(np.flatnonzero(np.asarray(lengths) == 0)[0]),
+                "CuratorNet needs at least one item in every profile (query index shown)",
+            )
+        check_item_indexes(flat, len(item_vectors), None, "profiles")
+        return self.profile_vectors(item_vectors[flat], lengths)
+
+    def similarity_vectors(self, item_vectors: np.ndarray) -> np.ndarray:
+        return item_vectors
 
 
 class NumpyVBPR:
@@ -228,6 +271,14 @@ class NumpyVBPR:
         out[:, 1 + self.latent_dim :] = features @ self.projection
         return out
 
+    def query_vectors(self, users: np.ndarray, item_vectors: np.ndarray, flat: np.ndarray, lengths: np.ndarray):
+        """[1, γ_u, θ_u] per user (the profiles do not matter)."""
+        return self.user_vectors(users)
+
+    def similarity_vectors(self, item_vectors: np.ndarray) -> np.ndarray:
+        """[γ_i, E f_i]: the first coordinate is the item bias, not a direction in taste space."""
+        return item_vectors[:, 1:]
+
     def has_vector(self, users: np.ndarray) -> np.ndarray:
         """Whether each user index has trained factors (in range and in a training triple)."""
         users = np.asarray(users, dtype=np.int64)
@@ -291,15 +342,18 @@ class NumpyVBPR:
         return user
 
 
-def load_numpy_model(model_dir: str | Path) -> NumpyCuratorNet | NumpyVBPR:
-    """The model of a trained model directory, in NumPy."""
+def similarity_vectors(model: NumpyModel, item_vectors: np.ndarray) -> np.ndarray:
+    """The part of a model's item vectors whose cosine says how alike two items look: the model's
+    ``similarity_vectors`` when it has one (VBPR leaves out the item bias), else all of them."""
+    similar = getattr(model, "similarity_vectors", None)
+    return item_vectors if similar is None else similar(item_vectors)
+
+
+def load_numpy_model(model_dir: str | Path) -> NumpyModel:
+    """The model of a trained model directory, in NumPy (the twin its record names)."""
     meta = read_model_meta(model_dir)
-    kind = meta.get("model")
-    if kind == "curatornet":
-        return NumpyCuratorNet.from_dir(model_dir, meta)
-    if kind == "vbpr":
-        return NumpyVBPR.from_dir(model_dir, meta)
-    raise InputError(Path(model_dir) / MODEL_FILE, "model", kind, "unknown model type (curatornet or vbpr)")
+    spec = parts.model(meta.get("model"), Path(model_dir) / MODEL_FILE, "model")
+    return resolve(spec.numpy)(model_dir, meta)
 
 
 class GrowingMatrix:
@@ -354,14 +408,17 @@ class NumpyScorer:
     """A NumPy model over a catalogue of raw embeddings (row = item index), as a Scorer.
 
     Item vectors are computed once here; :meth:`add_items` computes them for
-    new items only. For CuratorNet a query's profile is used and its user is
-    not; for VBPR the user is used and the profile is not (as in the
-    TensorFlow scorers), unless :meth:`fold_in_vectors` is asked for.
+    new items only. The model decides what a query vector reads: for
+    CuratorNet the profile and not the user, for VBPR the user and not the
+    profile (as in the TensorFlow scorers), unless :meth:`fold_in_vectors` is
+    asked for. ``cold_start`` is the model record's: whether a user the model
+    never saw can be served.
     """
 
-    def __init__(self, model: NumpyCuratorNet | NumpyVBPR, embeddings: np.ndarray, source: str | None = None):
+    def __init__(self, model: NumpyModel, embeddings: np.ndarray, source: str | None = None):
         self.model = model
         self.name = model.name
+        self.cold_start = parts.model(model.name).cold_start
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != model.standardizer.dim:
             raise InputError(
@@ -378,9 +435,8 @@ class NumpyScorer:
         return len(self._vectors)
 
     def _compute(self, embeddings: np.ndarray, first: int, source: str | None) -> np.ndarray:
-        if isinstance(self.model, NumpyVBPR):
-            return self.model.item_vectors(embeddings, np.arange(first, first + len(embeddings)), source)
-        return self.model.item_vectors(embeddings, source)
+        vectors = self.model.item_vectors(embeddings, np.arange(first, first + len(embeddings)), source=source)
+        return np.asarray(vectors, dtype=np.float32)
 
     def add_items(self, embeddings: np.ndarray, source: str | None = None) -> np.ndarray:
         """Append new items (raw embeddings); returns their item indexes."""
@@ -418,25 +474,19 @@ class NumpyScorer:
 
     def flat_query_vectors(self, users: np.ndarray, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Query vectors with the profiles given flat: profile q is the next ``lengths[q]`` items of ``flat``."""
-        if isinstance(self.model, NumpyVBPR):
-            return self.model.user_vectors(users)
         vectors = self.item_matrix()
-        if len(lengths) and (lengths == 0).any():
-            raise InputError(
-                None,
-                "profiles",
-                int(np.flatnonzero(lengths == 0)[0]),
-                "CuratorNet needs at least one item in every profile (query index shown)",
-            )
-        check_item_indexes(flat, len(vectors), None, "profiles")
-        return self.model.profile_vectors(vectors[flat], lengths)
+        return np.asarray(self.model.query_vectors(users, vectors, flat, np.asarray(lengths)), dtype=np.float32)
+
+    def similarity_vectors(self, item_vectors: np.ndarray) -> np.ndarray:
+        return similarity_vectors(self.model, item_vectors)
 
     def fold_in_vectors(self, profiles: Sequence[np.ndarray], candidates: np.ndarray | None = None, seed: int = 0):
-        """VBPR only: folded-in query vectors for profiles of users it never saw (see NumpyVBPR.fold_in)."""
-        if not isinstance(self.model, NumpyVBPR):
-            raise InputError(None, "model", self.name, "fold-in applies to VBPR only")
+        """Folded-in query vectors for profiles of users the model never saw (see NumpyVBPR.fold_in)."""
+        fold_in = getattr(self.model, "fold_in", None)
+        if fold_in is None:
+            raise InputError(None, "model", self.name, "this model has no fold-in (VBPR has)")
         vectors = self.item_matrix()
-        return np.stack([self.model.fold_in(vectors, p, candidates, seed) for p in profiles])
+        return np.stack([fold_in(vectors, p, candidates, seed) for p in profiles])
 
     def score(self, queries: Queries, items: np.ndarray) -> np.ndarray:
         vectors = self.item_matrix()

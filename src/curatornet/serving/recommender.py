@@ -47,11 +47,12 @@ from typing import Any
 
 import numpy as np
 
+from curatornet import parts
 from curatornet.errors import InputError
 from curatornet.models.persistence import MODEL_FILE, STANDARDIZER_FILE, WEIGHTS_FILE, read_model_meta
 from curatornet.serving.data import ServingData, check_model_matches_data, load_data, training_hash
 from curatornet.serving.index import Exclusions, make_index, sorted_top_k
-from curatornet.serving.models import GrowingMatrix, NumpyCuratorNet, NumpyScorer, NumpyVBPR, load_numpy_model
+from curatornet.serving.models import GrowingMatrix, NumpyModel, NumpyScorer, load_numpy_model, similarity_vectors
 from curatornet.serving.store import LOCK_WAIT_S, AlreadyExists, CatalogueStore, Changes, StoreError
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class LoadedModel:
 
     run_dir: Path
     meta: dict
-    model: NumpyCuratorNet | NumpyVBPR
+    model: NumpyModel  # the twin its record names (serving.models)
     model_id: str  # sha256 of model.json, the weights and the standardisation, first 16 hex digits
     training_hash: str
 
@@ -146,8 +147,8 @@ class Snapshot:
         return position if position is not None and position < self.n else None
 
     def similarity_vectors(self) -> np.ndarray:
-        # VBPR's first coordinate is the item bias, not a direction in taste space.
-        return self.vectors[:, 1:] if isinstance(self.model.model, NumpyVBPR) else self.vectors
+        # The model's choice: VBPR's first coordinate is the item bias, not a direction in taste space.
+        return similarity_vectors(self.model.model, self.vectors)
 
 
 class _ModelState:
@@ -155,7 +156,6 @@ class _ModelState:
 
     def __init__(self, loaded: LoadedModel, data: ServingData, inventory: np.ndarray, index: str, options: dict):
         self.loaded = loaded
-        self.vbpr = isinstance(loaded.model, NumpyVBPR)
         self.scorer = NumpyScorer(loaded.model, data.embeddings, source=str(data.embeddings_path))
         base = self.scorer.item_matrix()
         longest = float(np.linalg.norm(base, axis=1).max()) if len(base) else math.inf
@@ -170,7 +170,7 @@ class _ModelState:
         self.added_until = self.removed_until = 0
 
     def _similarity_norms(self, vectors: np.ndarray) -> np.ndarray:
-        vectors = vectors[:, 1:] if self.vbpr else vectors
+        vectors = similarity_vectors(self.loaded.model, vectors)
         return np.linalg.norm(vectors, axis=1).astype(np.float32)
 
     def vector_problem(self, vector: np.ndarray) -> tuple[Any, str] | None:
@@ -371,7 +371,7 @@ class Recommender:
 
     def _query(self, snap: Snapshot, profile: np.ndarray, user: int | None, field: str, value: Any) -> np.ndarray:
         model = snap.model.model
-        if isinstance(model, NumpyVBPR):
+        if not parts.model(model.name).cold_start:  # a vector per training user, none for others (VBPR)
             if user is not None and model.has_vector(np.array([user]))[0]:
                 return model.user_vectors(np.array([user]))[0]
             if not self.vbpr_fold_in:
@@ -384,7 +384,7 @@ class Recommender:
                     "fitted to the profile, or serve a CuratorNet model",
                 )
             return model.fold_in(snap.vectors, profile, seed=self.fold_in_seed)
-        return model.profile_vectors(snap.vectors[profile], np.array([len(profile)]))[0]
+        return model.query_vectors(np.array([-1]), snap.vectors, profile, np.array([len(profile)]))[0]
 
     @staticmethod
     def _top(snap: Snapshot, query: np.ndarray, k: int, exclude: np.ndarray) -> list[Recommendation]:

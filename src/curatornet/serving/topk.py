@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from curatornet import parts
 from curatornet.errors import InputError
-from curatornet.io import write_parquet
+from curatornet.io import read_frame, write_parquet
 from curatornet.models.base import Queries, Scorer
+from curatornet.registry import resolve
 from curatornet.serving.data import ServingData, check_model_matches_data, load_data
 from curatornet.serving.index import Exclusions, make_index, sorted_top_k
 from curatornet.serving.models import NumpyScorer, load_numpy_model
@@ -131,12 +135,19 @@ def batch_top_k(
     return frame
 
 
-def load_batch_scorer(model: str | Path, data: ServingData, visrank_aggregate: str = "max", visrank_top_k: int = 2):
-    """A model directory as a NumPy scorer (checked against the catalogue), or 'visrank'."""
-    if str(model) == "visrank":
-        from curatornet.models.baselines import VisRank
-
-        return VisRank(data.embeddings, visrank_aggregate, visrank_top_k)
+def load_batch_scorer(model: str | Path, data: ServingData, settings: Mapping[str, Any] | None = None):
+    """A model directory as a NumPy scorer (checked against the catalogue), or a baseline that can
+    write batch recommendations (``model``: its name, VisRank's for one; ``settings``: its settings,
+    :func:`curatornet.evaluation.evaluate.baseline_settings`)."""
+    name = str(model)
+    if name in parts.baseline_names():
+        spec = parts.baseline(name)
+        if not spec.batch:
+            raise InputError(None, "recommender", name, "this baseline cannot write batch recommendations")
+        purchases = None
+        if spec.purchases:
+            purchases = read_frame(data.items_path.parent / "purchases.parquet", ("user", "item", "time", "split"))
+        return resolve(spec.build)(data.embeddings, purchases, dict(settings or {}))
     numpy_model = load_numpy_model(model)
     check_model_matches_data(numpy_model.meta, model, data)
     return NumpyScorer(numpy_model, data.embeddings, source=str(data.embeddings_path))
@@ -148,12 +159,12 @@ def write_top_k(
     k: int,
     out: str | Path,
     index: str = "exact",
-    visrank_aggregate: str = "max",
-    visrank_top_k: int = 2,
+    settings: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Batch top-k of ``model`` (a model directory or 'visrank') on ``data_dir``, written atomically to ``out``."""
+    """Batch top-k of ``model`` (a model directory, or a batch baseline's name (VisRank's), with its
+    ``settings``) on ``data_dir``, written atomically to ``out``."""
     data = load_data(data_dir)
-    scorer = load_batch_scorer(model, data, visrank_aggregate, visrank_top_k)
+    scorer = load_batch_scorer(model, data, settings)
     frame = batch_top_k(scorer, data, k, index=index)
     write_parquet(frame, out, TOP_K_SCHEMA)
     return frame
