@@ -40,7 +40,9 @@ def copy_project(dest: Path) -> Path:
     for part in PROJECT_PARTS:
         source = REPO / part
         if source.is_dir():
-            shutil.copytree(source, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                source, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
+            )
         elif source.exists():
             shutil.copy2(source, dest / part)
     return dest

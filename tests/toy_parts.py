@@ -185,15 +185,7 @@ class SameClusterSampler(GuidelineSampler):
         anchor, positive, own = anchor[keep], positive[keep], own[keep]
         negative = rng.integers(0, len(self.cluster), len(anchor))
         keep = self.cluster[negative] != own
-        anchor, positive, negative = anchor[keep], positive[keep], negative[keep]
-        m = len(anchor)
-        return Triples(
-            np.arange(m + 1, dtype=np.int64),
-            anchor.astype(np.int32),
-            positive.astype(np.int32),
-            negative.astype(np.int32),
-            np.full(m, -1, dtype=np.int32),
-        )
+        return Triples.single_items(anchor[keep], positive[keep], negative[keep])
 
 
 def build_same_cluster(data) -> SameClusterSampler:

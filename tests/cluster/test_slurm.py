@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TESTS, TOY_OVERLAY, tiny_config
+from conftest import TESTS, TOY_OVERLAY, copy_project, tiny_config
 
 from .harness import HERE, REPO, SNAKEMAKE, SlurmCluster, SnakemakeRun, run_logged
 
@@ -30,8 +30,6 @@ FIXTURE = HERE / "fixture"
 FAILURE_DEADLINE_S = 60
 # ...and Snakemake must exit by itself soon after (see assert_failed_fast).
 EXIT_DEADLINE_S = 120
-# What a copy of the project needs to run (results/, .snakemake/ left behind).
-PROJECT_PARTS = ("workflow", "config", "src", "profiles", "envs")
 # Outputs whose content must be identical between a local and a SLURM run:
 # pure functions of the config and seed (numpy/scikit-learn, no TensorFlow).
 DETERMINISTIC = ("results/data/*.parquet", "results/clusters/*.parquet", "results/triplets/**/*.parquet")
@@ -40,18 +38,6 @@ FIXTURE_GROUPS = ("--groups", "generate=smoke", "measure=smoke", "combine=smoke"
 
 def copy_fixture(dest: Path) -> Path:
     shutil.copytree(FIXTURE, dest, dirs_exist_ok=True)
-    return dest
-
-
-def copy_project(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
-    for part in PROJECT_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, dest / part, ignore=ignore)
-        elif source.exists():
-            shutil.copy2(source, dest / part)
     return dest
 
 

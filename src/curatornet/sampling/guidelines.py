@@ -277,10 +277,7 @@ class SingleItemSampler(GuidelineSampler):
     def draw(self, rng: np.random.Generator, n: int, max_profile: int | None) -> Triples:
         item = rng.integers(0, self.n_items, size=n)
         negative = (item + 1 + rng.integers(0, self.n_items - 1, size=n)) % self.n_items  # uniform over j != i
-        item = item.astype(np.int32)
-        return Triples(
-            np.arange(n + 1, dtype=np.int64), item, item, negative.astype(np.int32), np.full(n, -1, dtype=np.int32)
-        )
+        return Triples.single_items(item, item, negative)
 
 
 @dataclass
@@ -306,13 +303,7 @@ class SameArtistSampler(GuidelineSampler):
         outside = rng.integers(0, n_items - size)
         outside += size * (outside >= start)  # jump over the artist's run
         negative = self.by_artist[outside]
-        return Triples(
-            np.arange(n + 1, dtype=np.int64),
-            anchor.astype(np.int32),
-            positive.astype(np.int32),
-            negative.astype(np.int32),
-            np.full(n, -1, dtype=np.int32),
-        )
+        return Triples.single_items(anchor, positive, negative)
 
 
 def shard_spec(name: str) -> GuidelineSpec:

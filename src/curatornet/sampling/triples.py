@@ -85,6 +85,18 @@ class Triples:
             offsets_from_lengths(lengths), values, np.asarray(positive, np.int32), np.asarray(negative, np.int32), users
         )
 
+    @classmethod
+    def single_items(cls, items: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> Triples:
+        """Triples whose profiles are the one item ``items[k]`` each, of no user (user -1): D5, D6."""
+        n = len(items)
+        return cls(
+            np.arange(n + 1, dtype=np.int64),
+            np.asarray(items, dtype=np.int32),
+            np.asarray(positive, dtype=np.int32),
+            np.asarray(negative, dtype=np.int32),
+            np.full(n, -1, dtype=np.int32),
+        )
+
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
