@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from curatornet.artifacts import GUIDELINES
+from curatornet import parts
 from curatornet.io import read_table, write_csv, write_parquet
 from curatornet.sampling import SamplingData, merge_shards, sample_shard, shard_seed
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tmp)
         shards = {}
         sample_time = write_time = 0.0
-        for g, n_train, n_valid in zip(GUIDELINES, per_train, per_valid):
+        for g, n_train, n_valid in zip(parts.guideline_names(), per_train, per_valid):
             t0 = time.perf_counter()
             table, report = sample_shard(data, g, n_train, n_valid, shard_seed(args.seed, g), args.max_profile)
             t1 = time.perf_counter()
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         del table
         # As in the workflow, the merge reads the shards back from their files.
         t0 = time.perf_counter()
-        shards = {g: read_table(out / "shards" / f"{g}.parquet") for g in GUIDELINES}
+        shards = {g: read_table(out / "shards" / f"{g}.parquet") for g in parts.guideline_names()}
         timings["read shards"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         merged, report = merge_shards(shards)

@@ -3,14 +3,14 @@
 Two layers:
 - the stand-in workflow in tests/cluster/fixture/workflow/ (three shell rules, five
   jobs) proves the harness and the profile quickly: runs, grouping, failures;
-- the real workflow with config/test.yaml and the toy plugin (tests/toy_parts.py):
-  the same outputs as the local tiny run (the session's ``tiny_run``), and a
-  corrupt input reported as a failure within a minute.
+- the real workflow with config/test.yaml and the toy plugin (tests/toy_parts.py),
+  started in the background when the tests are collected (conftest.py): the same
+  outputs as the local tiny run (the session's ``tiny_run``), and a corrupt input
+  reported as a failure within a minute.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TESTS, TOY_OVERLAY, copy_project, tiny_config
+from conftest import copy_project, tiny_config
 
-from .harness import HERE, REPO, SNAKEMAKE, SlurmCluster, SnakemakeRun, run_logged
+from .harness import HERE, REPO, SNAKEMAKE, SlurmCluster, SnakemakeRun
 
 pytestmark = pytest.mark.slurm
 
@@ -133,15 +133,11 @@ def deterministic_files(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_and_slurm_runs(slurm_cluster: SlurmCluster, workflow_parses, tiny_run, tmp_path_factory):
-    """The session's local tiny run, and the same configuration run on SLURM. The toy plugin is on the
-    path of Snakemake and so of every SLURM job (sbatch exports the environment), which must import it."""
-    cluster = copy_project(tmp_path_factory.mktemp("slurm"))
-    path = os.pathsep.join(p for p in (str(TESTS), slurm_cluster.env.get("PYTHONPATH")) if p)
-    env = {**slurm_cluster.env, "PYTHONPATH": path}
-    env.pop("CURATORNET_PLUGINS", None)
-    command = slurm_cluster.snakemake_command("--configfile", "config/test.yaml", str(TOY_OVERLAY))
-    slurm_run = run_logged(command, cluster, env, timeout=1800)
+def local_and_slurm_runs(workflow_parses, tiny_run, slurm_tiny_run):
+    """The session's local tiny run, and the same configuration run on SLURM (started in the background when
+    the tests were collected, see conftest.py), once it has finished. Every SLURM job imports the toy plugin."""
+    cluster, process = slurm_tiny_run
+    slurm_run = process.finish(timeout=1800)
     assert slurm_run.returncode == 0, describe(slurm_run)
     # The profile's groups: one job for data, clusters and triplets, one per
     # trained model, one for evaluation, statistics, plots and report.
