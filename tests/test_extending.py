@@ -24,7 +24,7 @@ from serving_helpers import call, service_in_thread
 
 from curatornet import parts, registry
 from curatornet.errors import InputError
-from curatornet.registry import BaselineSpec, MetricSpec, ModelSpec
+from curatornet.registry import BaselineSpec, GuidelineSpec, MetricSpec, ModelSpec
 
 TEXT = {"method": str, "sampling": str, "l2": str, "a": str, "b": str, "guideline": str}
 
@@ -167,6 +167,8 @@ def test_names_are_checked_when_a_part_is_registered():
         parts.register_baseline(BaselineSpec("oracle", "Another", build=lambda *a: None))
     with pytest.raises(InputError, match="unknown model; registered"):
         parts.model("nope")
+    with pytest.raises(ValueError, match="may need"):
+        GuidelineSpec("d9_images", build=lambda data: None, needs=frozenset({"images"}))
 
 
 def test_a_metric_registered_from_a_test_is_evaluated_and_labelled():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 # The modules of the built-in metrics, baselines and guidelines register them when imported.
 from curatornet.evaluation import metrics as _metrics  # noqa: F401
@@ -218,13 +217,3 @@ def metric_label(column: str) -> str:
 
 def cutoff_metrics() -> tuple[MetricSpec, ...]:
     return tuple(m for m in metrics() if m.cutoff)
-
-
-def describe() -> dict[str, Any]:
-    """The names of every registered part, by kind (for logs and the report)."""
-    return {
-        "models": list(model_names()),
-        "baselines": list(baseline_names()),
-        "metrics": [m.name for m in metrics()],
-        "guidelines": list(guideline_names()),
-    }

@@ -142,6 +142,10 @@ class MetricSpec:
         return self.label.format(k=k) if self.cutoff else self.label
 
 
+#: The tables a guideline may read besides the items (what a shard job's inputs can be).
+NEEDS = frozenset({"purchases", "clusters"})
+
+
 @dataclass(frozen=True)
 class GuidelineSpec:
     """A sampling guideline: one shard of triples, merged with the others into the guidelines set.
@@ -158,6 +162,11 @@ class GuidelineSpec:
     needs: frozenset[str] = field(default_factory=frozenset)
     single_item_profiles: bool = False
 
+    def __post_init__(self) -> None:
+        unknown = set(self.needs) - NEEDS
+        if unknown:
+            raise ValueError(f"guideline {self.name}: needs {sorted(unknown)}; a guideline may need {sorted(NEEDS)}")
+
     def seed(self, config_seed: int) -> int:
         return shard_seed(config_seed, self.name)
 
@@ -165,9 +174,6 @@ class GuidelineSpec:
 def shard_seed(config_seed: int, shard: str) -> int:
     """The seed of one shard: the config's seed and the shard's name, hashed (:func:`curatornet.seeds.stream_seed`)."""
     return stream_seed(config_seed, f"shard/{shard}")
-
-
-NEEDS = frozenset({"purchases", "clusters"})
 
 
 # --------------------------------------------------------------------------- registries
@@ -226,9 +232,6 @@ class Registry(Generic[Spec]):
     def specs(self) -> tuple[Spec, ...]:
         load_plugins()
         return tuple(self._specs.values())
-
-    def __iter__(self) -> Iterator[Spec]:
-        return iter(self.specs())
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
