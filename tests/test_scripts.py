@@ -18,6 +18,7 @@ from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, Resourc
 from test_evaluation_jobs import small_frames
 from test_plots import fake_artifacts
 
+from curatornet.clusters import cluster_matrix
 from curatornet.data.prepare import embeddings_table
 from curatornet.evaluation.cases import write_cases
 from curatornet.evaluation.protocol import build_cases
@@ -138,3 +139,45 @@ def test_a_failing_job_says_why_in_its_log_and_writes_nothing(tmp_path):
         load_main("cases")(stub)
     assert f"file '{missing}'" in log.read_text() and "does not exist" in log.read_text()
     assert not any(path.exists() for path in outputs.values())
+
+
+@pytest.mark.parametrize(
+    ("map_method", "exact_max_items"),
+    [("pca-tsne", 16000), ("pca-tsne", 200)],  # every item scored, and a 150-item sample above 200 items
+    ids=["exact", "sampled"],
+)
+def test_the_clusters_jobs_give_the_one_call_results_byte_for_byte(tmp_path, map_method, exact_max_items):
+    """The PCA job, one job per restart (in any order), the selection, the map and the join write exactly the
+    bytes that cluster_matrix, the whole stage in one process, writes."""
+    rng = np.random.default_rng(4)
+    centres = rng.normal(scale=4.0, size=(6, 24))
+    x = (centres[rng.integers(0, 6, 400)] + rng.normal(size=(400, 24))).astype(np.float32)
+    embeddings = tmp_path / "embeddings.parquet"
+    write_parquet(embeddings_table(x), embeddings)
+    options = {"k": 6, "seed": 3, "exact_max_items": exact_max_items, "sample_size": 150}
+    restarts, items = cluster_matrix(
+        x.copy(), pca_dim=8, restarts=5, map_method=map_method, threads=2, source=str(embeddings), **options
+    )
+    write_parquet(restarts, tmp_path / "one_restarts.parquet")
+    write_parquet(items, tmp_path / "one_items.parquet")
+
+    jobs = tmp_path / "jobs"
+    points = jobs / "points.npy"
+    load_main("pca_points")(
+        job({"embeddings": embeddings}, {"points": points}, jobs / "pca.log", {"pca_dim": 8, "seed": 3})
+    )
+    labels = [jobs / "restarts" / f"{r}.parquet" for r in range(5)]
+    for r in (4, 0, 2, 1, 3):
+        load_main("kmeans_restart")(
+            job({"points": points}, {"labels": labels[r]}, jobs / f"{r}.log", options, {"restart": str(r)})
+        )
+    selected = {"restarts": jobs / "restarts.parquet", "assignment": jobs / "assignment.parquet"}
+    load_main("select_restart")(job({"restarts": labels}, selected, jobs / "select.log"))
+    map_params = {"map_method": map_method, **{k: options[k] for k in ("seed", "exact_max_items", "sample_size")}}
+    load_main("cluster_map")(job({"points": points}, {"map": jobs / "map.parquet"}, jobs / "map.log", map_params))
+    inputs = {"assignment": selected["assignment"], "map": jobs / "map.parquet"}
+    load_main("clusters")(job(inputs, {"cluster_items": jobs / "items.parquet"}, jobs / "clusters.log"))
+
+    assert (jobs / "restarts.parquet").read_bytes() == (tmp_path / "one_restarts.parquet").read_bytes()
+    assert (jobs / "items.parquet").read_bytes() == (tmp_path / "one_items.parquet").read_bytes()
+    assert "silhouette" in (jobs / "3.log").read_text() and "selected restart" in (jobs / "select.log").read_text()

@@ -60,6 +60,11 @@ PURCHASES_SCHEMA = pa.schema(
 CLUSTER_ITEMS_SCHEMA = pa.schema(
     [("item", pa.int32()), ("cluster", pa.int32()), ("x", pa.float32()), ("y", pa.float32())]
 )
+#: One k-means restart's labels (clusters/restarts/{restart}.parquet; its scores in the schema metadata)
+#: and the selected restart's (clusters/assignment.parquet).
+CLUSTER_LABELS_SCHEMA = CLUSTER_ITEMS_SCHEMA.remove(3).remove(2)
+#: The 2-D map of the items (clusters/map.parquet).
+CLUSTER_MAP_SCHEMA = CLUSTER_ITEMS_SCHEMA.remove(1)
 
 TRIPLETS_SCHEMA = pa.schema(
     [

@@ -29,8 +29,10 @@ k-means itself always runs on every item.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +45,16 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances, silhouette_score
 from threadpoolctl import threadpool_limits
 
-from curatornet.artifacts import CLUSTER_ITEMS_SCHEMA, check_embeddings, first_non_finite_row, matrix_from_chunks
+from curatornet.artifacts import (
+    CLUSTER_ITEMS_SCHEMA,
+    CLUSTER_LABELS_SCHEMA,
+    CLUSTER_MAP_SCHEMA,
+    check_embeddings,
+    first_non_finite_row,
+    matrix_from_chunks,
+)
 from curatornet.errors import InputError
+from curatornet.io import atomic_path, read_table, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -143,62 +153,110 @@ def _fit_restart(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, flo
     return model.labels_.astype(np.int32), float(model.inertia_), int(model.n_iter_), time.perf_counter() - start
 
 
+@dataclass
+class Restart:
+    """One k-means restart: its labels of every point and its silhouette (on all points or the sample)."""
+
+    restart: int
+    seed: int
+    labels: np.ndarray  # int32 (n_items,)
+    silhouette: float
+    inertia: float
+    iterations: int
+    seconds: float  # k-means alone
+
+    def row(self) -> dict:
+        """The restart's row of the restarts table (without ``selected``)."""
+        return {"restart": self.restart, "seed": self.seed, "silhouette": self.silhouette, "inertia": self.inertia}
+
+
+def scoring_distances(points: np.ndarray, sample: np.ndarray | None) -> np.ndarray | None:
+    """The pairwise distances of the scored points when they fit in about 1 GB, else None.
+
+    Computed on one BLAS thread: the same numbers whether one job scores every
+    restart or each restart is a job of its own.
+    """
+    scored = points if sample is None else points[sample]
+    if len(scored) > PRECOMPUTED_SILHOUETTE_MAX_ITEMS:
+        return None
+    with threadpool_limits(limits=1, user_api="blas"):
+        return pairwise_distances(scored)
+
+
+def silhouette(points: np.ndarray, labels: np.ndarray, sample: np.ndarray | None, distances=None) -> float:
+    """Silhouette of ``labels`` on all points or on the rows ``sample``; ``distances`` from
+    :func:`scoring_distances` when it gave them (-1 for a degenerate clustering)."""
+    scored_labels = labels if sample is None else labels[sample]
+    if np.unique(scored_labels).size < 2:
+        return -1.0  # degenerate clustering: worst possible silhouette
+    if distances is not None:
+        return float(silhouette_score(distances, scored_labels, metric="precomputed"))
+    scored = points if sample is None else points[sample]
+    return float(silhouette_score(scored, scored_labels, metric="euclidean"))
+
+
+def fit_restart(
+    points: np.ndarray, k: int, restart: int, seed: int, sample: np.ndarray | None, distances=None
+) -> Restart:
+    """Restart ``restart`` (k-means seeded ``seed + restart``, one initialisation) and its silhouette."""
+    n = len(points)
+    if not 2 <= k < n:
+        raise InputError(None, "clusters.k", k, f"k-means needs 2 <= k < number of items ({n})")
+    labels, inertia, iterations, seconds = _fit_restart(points, k, seed + restart)
+    start = time.perf_counter()
+    if distances is None:
+        distances = scoring_distances(points, sample)
+    score = silhouette(points, labels, sample, distances)
+    log.info(
+        "restart %d (seed %d): silhouette %.4f, inertia %.1f, %d iterations, k-means %.1f s, silhouette %.1f s",
+        restart,
+        seed + restart,
+        score,
+        inertia,
+        iterations,
+        seconds,
+        time.perf_counter() - start,
+    )
+    return Restart(restart, seed + restart, labels, score, inertia, iterations, seconds)
+
+
+def select_restart(restarts: Sequence[Restart]) -> tuple[np.ndarray, pd.DataFrame]:
+    """The labels of the restart with the highest silhouette (ties: the earliest), and the restarts
+    table (restart, seed, silhouette, inertia, selected) in restart order."""
+    ordered = sorted(restarts, key=lambda r: r.restart)
+    if not ordered:
+        raise InputError(None, "clusters.restarts", 0, "need at least one restart")
+    table = pd.DataFrame([r.row() for r in ordered], columns=list(RESTARTS_COLUMNS[:-1]))
+    table["restart"] = table["restart"].astype(np.int32)
+    table["seed"] = table["seed"].astype(np.int64)
+    table["selected"] = False
+    best = int(np.argmax(table["silhouette"].to_numpy()))  # argmax: the first of equal maxima
+    table.loc[best, "selected"] = True
+    return ordered[best].labels, table
+
+
 def kmeans_restarts(
     points: np.ndarray, k: int, restarts: int, seed: int, sample: np.ndarray | None = None, threads: int = 1
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Run k-means ``restarts`` times (seed + r, one initialisation each); keep the best silhouette.
+    """Run k-means ``restarts`` times (seed + r, one initialisation each) in one process; keep the best
+    silhouette. The workflow runs the same restarts as jobs of their own (:func:`fit_restart`, then
+    :func:`select_restart`), with the same results.
 
     k-means clusters every point; the silhouette is that of all points, or of
     the rows ``sample`` (the same for every restart) when given. Restarts run
     side by side on ``threads`` threads, each restart on one: multi-threaded
     k-means sums in an order that depends on the thread count, so this keeps
     the labels the same whatever the core count, and on a busy machine no
-    thread idles at a barrier waiting for another. Returns the labels of the selected
-    restart and a table with one row per restart (restart, seed, silhouette,
-    inertia, selected).
+    thread idles at a barrier waiting for another.
     """
-    n = len(points)
-    if not 2 <= k < n:
-        raise InputError(None, "clusters.k", k, f"k-means needs 2 <= k < number of items ({n})")
+    if restarts < 1:
+        raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
+    distances = scoring_distances(points, sample)  # computed once, shared by every restart's silhouette
     workers = max(1, min(int(threads), restarts))
     # k-means++ seeding uses BLAS: one BLAS thread per restart too.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=workers) as pool:
-        runs = list(pool.map(lambda restart: _fit_restart(points, k, seed + restart), range(restarts)))
-    scored = points if sample is None else points[sample]
-    # The silhouette needs all pairwise distances of the scored points; while they
-    # fit in about 1 GB, computing them once is far cheaper than once per restart.
-    distances = pairwise_distances(scored) if len(scored) <= PRECOMPUTED_SILHOUETTE_MAX_ITEMS else None
-    rows = []
-    best_labels = None
-    best_score = -np.inf
-    for restart, (labels, inertia, iterations, seconds) in enumerate(runs):
-        start = time.perf_counter()
-        scored_labels = labels if sample is None else labels[sample]
-        if np.unique(scored_labels).size < 2:
-            score = -1.0  # degenerate clustering: worst possible silhouette
-        elif distances is not None:
-            score = float(silhouette_score(distances, scored_labels, metric="precomputed"))
-        else:
-            score = float(silhouette_score(scored, scored_labels, metric="euclidean"))
-        rows.append((restart, seed + restart, score, inertia))
-        log.info(
-            "restart %d (seed %d): silhouette %.4f, inertia %.1f, %d iterations, k-means %.1f s, silhouette %.1f s",
-            restart,
-            seed + restart,
-            score,
-            inertia,
-            iterations,
-            seconds,
-            time.perf_counter() - start,
-        )
-        if score > best_score:  # strict: ties keep the earliest restart
-            best_score, best_labels = score, labels
-    table = pd.DataFrame(rows, columns=list(RESTARTS_COLUMNS[:-1]))
-    table["restart"] = table["restart"].astype(np.int32)
-    table["seed"] = table["seed"].astype(np.int64)
-    table["selected"] = False
-    table.loc[int(np.argmax(table["silhouette"].to_numpy())), "selected"] = True
-    return best_labels, table
+        runs = list(pool.map(lambda r: fit_restart(points, k, r, seed, sample, distances), range(restarts)))
+    return select_restart(runs)
 
 
 def place_by_neighbours(points: np.ndarray, anchors: np.ndarray, anchor_xy: np.ndarray) -> np.ndarray:
@@ -335,6 +393,47 @@ def cluster_items(
     return cluster_matrix(matrix_from_chunks(items, chunks, embedding_type.list_size), source=source, **options)
 
 
+def map_points(
+    points: np.ndarray, method: str, seed: int, threads: int = 1, sample: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`map_items` with its logs: the 2-D map of the cluster figure."""
+    start = time.perf_counter()
+    with threadpool_limits(limits=max(1, int(threads))):
+        xy = map_items(points, method, seed, threads, sample)
+    if method == "pca-tsne" and sample is not None:
+        log.info(
+            "map: t-SNE of the %d sampled items; the other %d placed at the weighted mean of their %d nearest "
+            "sampled items",
+            len(sample),
+            len(xy) - len(sample),
+            MAP_NEIGHBOURS,
+        )
+    else:
+        log.info("map: %s of all %d items", method, len(xy))
+    log.info("%s map took %.1f s", method, time.perf_counter() - start)
+    return xy
+
+
+def items_table(labels: np.ndarray, xy: np.ndarray) -> pa.Table:
+    """clusters/items.parquet: item, cluster and map position of every item."""
+    return pa.table(
+        {
+            "item": pa.array(np.arange(len(labels), dtype=np.int32)),
+            "cluster": pa.array(np.asarray(labels, dtype=np.int32)),
+            "x": pa.array(np.asarray(xy[:, 0], dtype=np.float32)),
+            "y": pa.array(np.asarray(xy[:, 1], dtype=np.float32)),
+        },
+        schema=CLUSTER_ITEMS_SCHEMA,
+    )
+
+
+def log_selected(restarts: pd.DataFrame) -> None:
+    selected = restarts.loc[restarts["selected"]].iloc[0]
+    log.info(
+        "selected restart %d (seed %d), silhouette %.4f", selected["restart"], selected["seed"], selected["silhouette"]
+    )
+
+
 def cluster_matrix(
     matrix: np.ndarray,
     k: int,
@@ -347,49 +446,118 @@ def cluster_matrix(
     exact_max_items: int | None = None,
     sample_size: int | None = None,
 ) -> tuple[pd.DataFrame, pa.Table]:
-    """The `clusters` stage: (restarts table, items table with item, cluster, x, y).
+    """The clusters stage in one call: (restarts table, items table with item, cluster, x, y).
 
-    ``matrix`` is the float32 (n_items, dim) catalogue in item order (see
-    :func:`curatornet.artifacts.read_embeddings_matrix`); it is standardised in
-    place. ``exact_max_items`` and ``sample_size``: see the module docstring
-    (None: always exact).
+    The workflow runs the same steps as separate jobs (the PCA, each restart,
+    the selection, the map; rules in workflow/rules/clusters.smk) with the
+    same results. ``matrix`` is the float32 (n_items, dim) catalogue in item
+    order (see :func:`curatornet.artifacts.read_embeddings_matrix`); it is
+    standardised in place. ``exact_max_items`` and ``sample_size``: see the
+    module docstring (None: always exact).
     """
-    row = first_non_finite_row(matrix)
-    if row is not None:
-        raise InputError(source, "embedding", f"item {row}", "embedding has NaN or infinite values")
     if restarts < 1:
         raise InputError(None, "clusters.restarts", restarts, "need at least one restart")
     start = time.perf_counter()
-    points = project(matrix, pca_dim, seed, threads, overwrite=True)
+    points = project_checked(matrix, pca_dim, seed, threads, source)
     del matrix  # the caller passes a matrix it no longer needs: only the PCA points are used from here on
     result = cluster_points(points, k, restarts, seed, threads, exact_max_items, sample_size)
     log.info("clustering of %d items took %.1f s", len(result.labels), time.perf_counter() - start)
-    start = time.perf_counter()
-    with threadpool_limits(limits=max(1, int(threads))):
-        xy = map_items(result.points, map_method, seed, threads, result.sample)
-    if map_method == "pca-tsne" and result.sample is not None:
-        log.info(
-            "map: t-SNE of the %d sampled items; the other %d placed at the weighted mean of their %d nearest "
-            "sampled items",
-            len(result.sample),
-            len(xy) - len(result.sample),
-            MAP_NEIGHBOURS,
-        )
-    else:
-        log.info("map: %s of all %d items", map_method, len(xy))
-    log.info("%s map took %.1f s", map_method, time.perf_counter() - start)
-    selected = result.restarts.loc[result.restarts["selected"]].iloc[0]
-    log.info(
-        "selected restart %d (seed %d), silhouette %.4f", selected["restart"], selected["seed"], selected["silhouette"]
+    xy = map_points(result.points, map_method, seed, threads, result.sample)
+    log_selected(result.restarts)
+    return result.restarts, items_table(result.labels, xy)
+
+
+def project_checked(
+    matrix: np.ndarray, pca_dim: int, seed: int, threads: int = 1, source: str | Path = "embeddings.parquet"
+) -> np.ndarray:
+    """:func:`project` of a catalogue the caller no longer needs (standardised in place), after refusing
+    NaN or infinite values with the file's name."""
+    row = first_non_finite_row(matrix)
+    if row is not None:
+        raise InputError(source, "embedding", f"item {row}", "embedding has NaN or infinite values")
+    return project(matrix, pca_dim, seed, threads, overwrite=True)
+
+
+# --------------------------------------------------------------------------- the stage's files between jobs
+
+#: Where a restart's scores travel: the schema metadata of its labels file.
+_RESTART_KEY = b"curatornet.restart"
+
+
+def write_points(points: np.ndarray, path: str | Path) -> None:
+    """clusters/points.npy: the standardised PCA points every restart and the map read."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(points, dtype=np.float32))
+
+
+def read_points(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, str(path), "file does not exist")
+    try:
+        points = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, None, str(path), f"not a readable .npy file ({exc})") from exc
+    if points.ndim != 2 or points.dtype != np.float32:
+        raise InputError(path, "points", f"{points.dtype} {points.shape}", "expected a float32 (items, dim) matrix")
+    return points
+
+
+def labels_table(labels: np.ndarray) -> pa.Table:
+    return pa.table(
+        {"item": pa.array(np.arange(len(labels), dtype=np.int32)), "cluster": pa.array(labels.astype(np.int32))},
+        schema=CLUSTER_LABELS_SCHEMA,
     )
-    n_items = len(result.labels)
-    table = pa.table(
+
+
+def write_restart(result: Restart, path: str | Path) -> None:
+    """clusters/restarts/{restart}.parquet: the labels, with the scores in the schema metadata."""
+    scores = {**result.row(), "iterations": result.iterations, "seconds": result.seconds}
+    table = labels_table(result.labels)
+    write_parquet(table.replace_schema_metadata({_RESTART_KEY: json.dumps(scores).encode()}), path)
+
+
+def read_restart(path: str | Path) -> Restart:
+    table = read_table(path, ("item", "cluster"))
+    metadata = table.schema.metadata or {}
+    if _RESTART_KEY not in metadata:
+        raise InputError(path, "metadata", sorted(metadata), "not a restart's labels file (no scores)")
+    scores = json.loads(metadata[_RESTART_KEY])
+    item = table.column("item").to_numpy()
+    if not np.array_equal(item, np.arange(len(item))):
+        raise InputError(path, "item", item[:5].tolist(), "items must be 0..N-1 in order")
+    labels = table.column("cluster").to_numpy().astype(np.int32)
+    return Restart(
+        int(scores["restart"]),
+        int(scores["seed"]),
+        labels,
+        float(scores["silhouette"]),
+        float(scores["inertia"]),
+        int(scores["iterations"]),
+        float(scores["seconds"]),
+    )
+
+
+def map_table(xy: np.ndarray) -> pa.Table:
+    return pa.table(
         {
-            "item": pa.array(np.arange(n_items, dtype=np.int32)),
-            "cluster": pa.array(result.labels.astype(np.int32)),
-            "x": pa.array(xy[:, 0]),
-            "y": pa.array(xy[:, 1]),
+            "item": pa.array(np.arange(len(xy), dtype=np.int32)),
+            "x": pa.array(np.asarray(xy[:, 0], dtype=np.float32)),
+            "y": pa.array(np.asarray(xy[:, 1], dtype=np.float32)),
         },
-        schema=CLUSTER_ITEMS_SCHEMA,
+        schema=CLUSTER_MAP_SCHEMA,
     )
-    return result.restarts, table
+
+
+def join_items(assignment: str | Path, map_file: str | Path) -> pa.Table:
+    """clusters/items.parquet from the selected restart's labels and the map (both in item order)."""
+    labels = read_table(assignment, ("item", "cluster"))
+    xy = read_table(map_file, ("item", "x", "y"))
+    for path, table in ((assignment, labels), (map_file, xy)):
+        item = table.column("item").to_numpy()
+        if not np.array_equal(item, np.arange(len(item))):
+            raise InputError(path, "item", item[:5].tolist(), "items must be 0..N-1 in order")
+    if len(labels) != len(xy):
+        raise InputError(map_file, "item", len(xy), f"{len(labels)} items in {assignment} but this many mapped")
+    positions = np.column_stack([xy.column("x").to_numpy(), xy.column("y").to_numpy()])
+    return items_table(labels.column("cluster").to_numpy(), positions)

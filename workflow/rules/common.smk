@@ -80,6 +80,7 @@ REPORT_DIR = Path(os.path.relpath(Path(workflow.basedir) / "report"))
 # Every kind of part from its registry (curatornet.parts): a registered part is a valid wildcard.
 wildcard_constraints:
     shard="|".join(parts.shard_names()),
+    restart=r"\d+",
     model="|".join(parts.model_names()),
     sampling="|".join(SAMPLINGS),
     l2=r"[0-9][0-9.e-]*",
@@ -142,7 +143,8 @@ def shard_inputs(wildcards):
     tables = {
         "inventory": rules.prepare_data.output.item_table,
         "purchases": rules.prepare_data.output.purchase_table,
-        "clusters": rules.clusters.output.cluster_items,
+        # The selected restart's clusters: the shards need not wait for the 2-D map.
+        "clusters": rules.select_restart.output.assignment,
     }
     return triplet_plan.shard_inputs(wildcards.shard, tables)
 
@@ -214,7 +216,7 @@ def figure_inputs(wildcards):
     evaluation, stats = rules.gather_evaluation.output, rules.stats.output
     sources = {
         "clusters": {"cluster_items": rules.clusters.output.cluster_items},
-        "restarts": {"restarts": rules.clusters.output.restarts},
+        "restarts": {"restarts": rules.select_restart.output.restarts},
         "sampling_auc": {"sampling_ttest": stats.sampling, "per_user": evaluation.per_user},
         "learning_curves": {"histories": for_each_run(rules.train.output.history)},
         "topk_curves": {"curves": evaluation.curves},
