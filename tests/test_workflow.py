@@ -147,8 +147,48 @@ def test_changing_one_guideline_budget_reruns_only_its_shard_and_downstream(tiny
     shards = {wildcards for rule, wildcards in jobs if rule == "sample_shard"}
     assert shards == {"shard=d5_single_item", "shard=random", "shard=bpr"}, jobs
     assert ("dedup_triplets", "") in jobs
-    for upstream in ("generate_data", "prepare_data", "clusters", "cases", "evaluate_baseline"):
+    upstream_rules = ("generate_data", "prepare_data", "pca_points", "kmeans_restart", "select_restart", "clusters")
+    for upstream in (*upstream_rules, "cases", "evaluate_baseline"):
         assert upstream not in {rule for rule, _ in jobs}, f"{upstream} would rerun: {jobs}"
+
+
+@pytest.mark.slow
+def test_adding_a_restart_runs_one_restart_job_and_keeps_the_others(tiny_run, tmp_path):
+    config = tiny_config()
+    restarts = config["clusters"]["restarts"]
+    config["clusters"]["restarts"] = restarts + 1
+    jobs = dry_run(tiny_run, config, tmp_path)
+    assert [w for rule, w in jobs if rule == "kmeans_restart"] == [f"restart={restarts}"], jobs
+    assert ("select_restart", "") in jobs  # the new restart may win
+    for upstream in ("generate_data", "prepare_data", "pca_points", "cluster_map", "cases", "evaluate_baseline"):
+        assert upstream not in {rule for rule, _ in jobs}, f"{upstream} would rerun: {jobs}"
+
+
+@pytest.mark.slow
+def test_the_clusters_jobs_write_what_the_one_call_stage_writes(tiny_run, tmp_path):
+    """Locally the restarts as jobs give the bytes of the whole stage run in one process."""
+    from curatornet.artifacts import read_embeddings_matrix
+    from curatornet.clusters import cluster_matrix
+    from curatornet.io import write_parquet
+
+    clusters = tiny_config()["clusters"]
+    defaults = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    options = defaults["properties"]["clusters"]["properties"]
+    restarts, items = cluster_matrix(
+        read_embeddings_matrix(tiny_run / "results/data/embeddings.parquet"),
+        k=clusters["k"],
+        pca_dim=clusters["pca_dim"],
+        restarts=clusters["restarts"],
+        seed=clusters["seed"],
+        map_method=clusters["map_method"],
+        threads=2,
+        exact_max_items=clusters.get("exact_max_items", options["exact_max_items"]["default"]),
+        sample_size=clusters.get("sample_size", options["sample_size"]["default"]),
+    )
+    write_parquet(restarts, tmp_path / "restarts.parquet")
+    write_parquet(items, tmp_path / "items.parquet")
+    for name in ("restarts.parquet", "items.parquet"):
+        assert (tiny_run / "results/clusters" / name).read_bytes() == (tmp_path / name).read_bytes(), name
 
 
 @pytest.mark.slow
