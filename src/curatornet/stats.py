@@ -234,12 +234,17 @@ def seed_average(per_user: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def table2(per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def table2(
+    per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test", before_refit: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Mean metrics of every run on ``split``: mean over seeds of the per-seed means, with the AUC's spread.
 
     Rows: an upper bound (the Oracle) first, then by AUC, a lower bound (Random)
     last. ``selected`` is True for the λ chosen on validation (and for the
-    baselines, which have no λ).
+    baselines, which have no λ). ``before_refit``: the per-user rows that refit
+    models replaced in ``per_user`` (``training.refit``); their runs are marked
+    ``refit`` and ``auc_before_refit`` gives the AUC the run had before (the
+    same seeds' mean); NaN for every other row.
     """
     frame = per_user[per_user["split"] == split]
     columns = metric_columns(frame)
@@ -257,9 +262,16 @@ def table2(per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test")
         parts.is_baseline(m) or (m, s, lam) in chosen
         for m, s, lam in zip(table["method"], table["sampling"], table["l2"])
     ]
+    before = pd.Series(dtype=np.float64)
+    if before_refit is not None and len(before_refit):
+        old = before_refit[before_refit["split"] == split]
+        before = old.groupby([*RUN_KEY, "seed"], sort=False)["auc"].mean().groupby(level=RUN_KEY).mean()
+    keys = pd.MultiIndex.from_frame(table[RUN_KEY])
+    table["refit"] = keys.isin(before.index) if len(before) else False
+    table["auc_before_refit"] = before.reindex(keys).to_numpy() if len(before) else np.nan
     table = order_rows(table)
-    ordered = [*RUN_KEY, "selected", "seeds", "users", "auc", "auc_min", "auc_max"] + columns[1:]
-    return table[ordered].reset_index(drop=True)
+    ordered = [*RUN_KEY, "selected", "refit", "seeds", "users", "auc", "auc_before_refit", "auc_min", "auc_max"]
+    return table[ordered + columns[1:]].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- paired tests

@@ -54,6 +54,8 @@ IMAGE_EMBEDDINGS = "results/data/images/resnet50_embeddings.npy"
 #: One trained run inside a path: every model directory, evaluation run, log and
 #: benchmark of a run uses it (and training_runs() fills it in).
 RUN = "{model}/{sampling}/l2_{l2}/seed_{seed}"
+#: The refit of the selected run of a (model, sampling) and seed (training.refit).
+REFIT = "{model}/{sampling}/refit/seed_{seed}"
 #: The split whose cases make the paper's Table 2; the validation split selects models.
 EVALUATION_SPLIT = "test"
 #: Splits that have evaluation cases (the `cases` rule's {split}): every method is
@@ -118,6 +120,40 @@ def for_each_run(pattern):
     return [pattern.format(**run) for run in training_runs()]
 
 
+def refit_runs():
+    """Wildcards of every refit job (one per model, sampling and seed that trains; none without training.refit)."""
+    if not config["training"]["refit"]:
+        return []
+    keys = {(run["model"], run["sampling"], run["seed"]): None for run in training_runs()}
+    return [{"model": model, "sampling": sampling, "seed": seed} for model, sampling, seed in keys]
+
+
+def for_each_refit(pattern):
+    """`pattern` (with the wildcards of REFIT) filled in for every refit."""
+    return [pattern.format(**run) for run in refit_runs()]
+
+
+def selected_candidates(wildcards):
+    """The runs a refit's λ is chosen among: every λ of its model and sampling, at its seed."""
+    return [
+        run
+        for run in training_runs()
+        if (run["model"], run["sampling"], run["seed"]) == (wildcards.model, wildcards.sampling, wildcards.seed)
+    ]
+
+
+def refit_inputs(wildcards):
+    """A refit's triples (its triplet set drawn from every purchase before the test baskets) and the
+    directories of the runs its λ is chosen among (model.json and history.csv)."""
+    name = triplet_set(wildcards.model, wildcards.sampling)
+    runs = selected_candidates(wildcards)
+    return {
+        "train": rules.dedup_refit_triplets.output[f"{name}_train"],
+        "runs": [rules.train.output.model.format(**run) for run in runs],
+        "histories": [rules.train.output.history.format(**run) for run in runs],
+    }
+
+
 def model_dirs():
     """The directory of every trained run (where rule train writes model.json)."""
     return [os.path.dirname(path) for path in for_each_run(rules.train.output.model)]
@@ -145,6 +181,16 @@ def shard_inputs(wildcards):
         "clusters": rules.clusters.output.cluster_items,
     }
     return triplet_plan.shard_inputs(wildcards.shard, tables)
+
+
+def refit_shard_inputs(wildcards):
+    """A refit shard's tables: those of its shard, and always the purchases (their growth scales its budget)."""
+    tables = {
+        "inventory": rules.prepare_data.output.item_table,
+        "purchases": rules.prepare_data.output.purchase_table,
+        "clusters": rules.clusters.output.cluster_items,
+    }
+    return triplet_plan.shard_inputs(wildcards.shard, tables, refit=True)
 
 
 def training_triples(wildcards):
@@ -176,19 +222,24 @@ def model_runs(model):
 
 
 def recommender_models(wildcards):
-    """A trained recommender reads the selection and the model.json of each of its runs
-    (in the order of recommender_runs); a baseline (VisRank) reads neither."""
+    """A trained recommender reads the selection, the model.json of each of its runs (in the order of
+    recommender_runs) and of each of its refit models (training.refit; in the order of recommender_refits);
+    a baseline (VisRank) reads none of them."""
     if parts.is_baseline(wildcards.recommender):
         return {}
-    runs = model_runs(wildcards.recommender)
     return {
         "selection": rules.select_runs.output.selection,
-        "models": [rules.train.output.model.format(**r) for r in runs],
+        "models": [rules.train.output.model.format(**r) for r in model_runs(wildcards.recommender)],
+        "refits": [rules.refit.output.model.format(**r) for r in recommender_refits(wildcards)],
     }
 
 
 def recommender_runs(wildcards):
     return [] if parts.is_baseline(wildcards.recommender) else model_runs(wildcards.recommender)
+
+
+def recommender_refits(wildcards):
+    return [run for run in refit_runs() if run["model"] == wildcards.recommender]
 
 
 def recommender_settings(wildcards):
@@ -270,6 +321,10 @@ def benchmark_files():
     files += for_each_run(rules.train.benchmark)
     files.append(rules.select_runs.benchmark)
     files += [rules.cases.benchmark.format(split=split) for split in CASE_SPLITS]
+    if refit_runs():
+        files += [rules.sample_refit_shard.benchmark.format(shard=shard) for shard in parts.shard_names()]
+        files += [rules.dedup_refit_triplets.benchmark, *for_each_refit(rules.refit.benchmark)]
+        files += for_each_refit(rules.evaluate_refit.benchmark)
     files += for_each_run(rules.evaluate_run.benchmark)
     files += [rules.evaluate_baseline.benchmark.format(baseline=b) for b in parts.baseline_names()]
     files += [rules.gather_evaluation.benchmark, rules.stats.benchmark]
