@@ -119,6 +119,8 @@ class ReportInputs:
     figures: Sequence[Figure]
     benchmarks: pd.DataFrame  # from read_benchmarks()
     versions: Mapping[str, str] = field(default_factory=dict)
+    ablation: pd.DataFrame | None = None  # stats.ablation_tests of the guidelines left out (config ablation)
+    ablation_pooling: pd.DataFrame | None = None  # the same of the poolings
 
 
 def esc(value: Any) -> str:
@@ -505,6 +507,62 @@ def refit_sentence(table2: pd.DataFrame) -> str:
     )
 
 
+def guidelines_answer(ablation: pd.DataFrame, alpha: float = 0.05) -> str:
+    """The one-sentence answer to "which guidelines matter" from the ablation table."""
+    if ablation is None or ablation.empty:
+        return "The guideline ablation did not run."
+    worse = ablation[(ablation["p_holm"] < alpha) & (ablation["mean_diff"] < 0)].sort_values("mean_diff")
+    better = ablation[(ablation["p_holm"] < alpha) & (ablation["mean_diff"] > 0)].sort_values("mean_diff")
+
+    def listed(rows: pd.DataFrame) -> str:
+        return ", ".join(
+            f"{row.left_out} ({fmt(row.mean_diff, fixed=True)}, Holm p = {fmt_p(row.p_holm)})"
+            for row in rows.itertuples(index=False)
+        )
+
+    if worse.empty and better.empty:
+        largest = ablation.loc[ablation["mean_diff"].abs().idxmax()]
+        return (
+            "No single guideline matters on its own here: with the set kept at the full set's size, leaving any one "
+            f"out changes the test AUC by at most {fmt(abs(largest['mean_diff']), fixed=True)} "
+            f"({largest['left_out']}), and no change is significant after Holm's adjustment over the "
+            f"{len(ablation)} guidelines."
+        )
+    text = ""
+    if not worse.empty:
+        matter = "it matters" if len(worse) == 1 else "they matter"
+        text = f"Leaving out {listed(worse)} significantly lowers the test AUC, so {matter}"
+    if not better.empty:
+        text += ("; leaving out " if text else "Leaving out ") + f"{listed(better)} significantly raises it"
+    rest = len(ablation) - len(worse) - len(better)
+    return text + (f"; the other {rest} make no significant difference." if rest else ".")
+
+
+def _ablation_section(inputs: ReportInputs) -> str:
+    """The section "Which guidelines matter" (config ablation), or nothing when the ablation did not run."""
+    if inputs.ablation is None:
+        return ""
+    text = ("set", "left_out", "pooling")
+    html = (
+        '<h2 id="ablation">Which guidelines matter</h2>'
+        f"<p><b>{esc(guidelines_answer(inputs.ablation))}</b></p>"
+        "<p>The model was trained at the λ selected for it with the guidelines, with every seed, on triplet sets "
+        "that each leave one guideline out and are as large as the full set (the other guidelines fill the budget "
+        "from their shards and one headroom shard each: the full set is never resampled). Each variant is compared "
+        "with the full set's selected runs before refit, which were trained the same way (on the training baskets, "
+        "stopped on the validation baskets): the mean per-user difference of the test AUC (variant minus full set), "
+        "paired t-test, Wilcoxon and Holm's adjustment over the guidelines.</p>"
+        + _table(inputs.ablation, text_columns=text)
+    )
+    if inputs.ablation_pooling is not None and len(inputs.ablation_pooling):
+        html += (
+            "<h3>Profile pooling</h3><p>The same model on the full set with another pooling of the profile's item "
+            "vectors than the paper's mean and max concatenated; Holm's adjustment over the poolings.</p>"
+            + _table(inputs.ablation_pooling, text_columns=text)
+        )
+    return html
+
+
 def _seeds_sentence(seeds: int, unsettled: Sequence[str]) -> str:
     if seeds <= 1:
         return (
@@ -677,6 +735,7 @@ def build_report(inputs: ReportInputs) -> str:
             ("selection", "Model selection"),
             ("tests", "Paired tests"),
             ("segments", "User segments"),
+            *([("ablation", "Which guidelines matter")] if inputs.ablation is not None else []),
             ("paper", "Beside the paper"),
             ("runtime", "Run times"),
             ("data", "Data set"),
@@ -708,6 +767,7 @@ users.</p>{_table2_html(inputs.table2, compact=False)}
 <h2 id="selection">Model selection</h2>{_selection_section(inputs)}
 <h2 id="tests">Paired tests</h2>{_tests_section(inputs)}
 <h2 id="segments">User segments</h2>{_segments_section(inputs.segments)}
+{_ablation_section(inputs)}
 <h2 id="paper">Beside the paper</h2>{_paper_comparison(inputs)}
 <h2 id="runtime">Run times per stage</h2>{_runtime_section(inputs.benchmarks)}
 <h2 id="data">Data set</h2><details><summary>Statistics of this run's data set beside UGallery's</summary>

@@ -430,3 +430,47 @@ def segments(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
     table = grouped[columns].mean()
     table.insert(0, "users", grouped.size())
     return table.reset_index()
+
+
+# --------------------------------------------------------------------------- ablation
+
+#: results/stats/ablation.csv (one row per guideline left out) and ablation_pooling.csv (one per pooling).
+ABLATION_TEST_COLUMNS = ["n_triples", "auc", "mean_diff", "ci_low", "ci_high", "d_z", "p", "wilcoxon_p", "p_holm"]
+ABLATION_COLUMNS = ["set", "left_out", *ABLATION_TEST_COLUMNS]
+POOLING_COLUMNS = ["set", "pooling", *ABLATION_TEST_COLUMNS]
+
+
+def _seed_mean_auc(per_user: pd.DataFrame) -> float:
+    """Mean over seeds of the per-seed mean AUC (Table 2's figure)."""
+    return float(per_user.groupby("seed")["auc"].mean().mean()) if len(per_user) else math.nan
+
+
+def ablation_tests(
+    full: pd.DataFrame, variants: pd.DataFrame, sets: pd.DataFrame, column: str, columns: Sequence[str]
+) -> pd.DataFrame:
+    """Each ablation variant against the full set on the test baskets; Holm's adjustment over the table.
+
+    ``full``: per-user test rows (``user``, ``seed``, ``auc``) of the full set's runs, every seed;
+    ``variants``: the same of every variant, its name in ``sampling``; ``sets``: one row per variant
+    (``set``, ``column`` (what it changes: the guideline left out, or the pooling), ``n_triples``), in
+    the table's order. ``auc`` is the variant's mean over seeds of the per-seed mean test AUC; the paired
+    tests (:func:`paired_test`) compare each user's AUC averaged over seeds, variant minus full set.
+    """
+    full_by_user = full.groupby("user")["auc"].mean()
+    rows = []
+    for spec in sets.itertuples(index=False):
+        own = variants[variants["sampling"] == spec.set]
+        joined = pd.concat(
+            [own.groupby("user")["auc"].mean().rename("a"), full_by_user.rename("b")], axis=1, join="inner"
+        )
+        result = paired_test(joined["a"].to_numpy(), joined["b"].to_numpy())
+        rows.append(
+            {
+                "set": spec.set,
+                column: getattr(spec, column),
+                "n_triples": int(spec.n_triples),
+                "auc": _seed_mean_auc(own),
+            }
+            | {key: result[key] for key in ("mean_diff", "ci_low", "ci_high", "d_z", "p", "wilcoxon_p")}
+        )
+    return _family(rows).reindex(columns=list(columns))

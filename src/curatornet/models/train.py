@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,8 +151,10 @@ def train_model(
     purchases_path: str | Path,
     out_dir: str | Path,
     threads: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one run and write its directory; returns the contents of model.json.
+    """Train one run and write its directory; returns the contents of model.json (with ``extra``'s keys:
+    an ablation's variant).
 
     Early stopping, the learning-rate decay and the kept check follow the mean
     AUC over the validation baskets (``split == "valid"`` in purchases.parquet,
@@ -187,6 +190,7 @@ def train_model(
         "valid_auc": result.at_best("valid_auc"),
         "valid_monitor_smoothed": result.at_best("monitor_smoothed"),
         "valid_accuracy": result.at_best("valid_accuracy"),
+        **(extra or {}),
     }
     log.info(
         "kept check %d (step %d) of %d checks, %d steps (%s): valid AUC %.4f (smoothed %s %.4f), valid accuracy %.4f",

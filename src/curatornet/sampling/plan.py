@@ -74,6 +74,17 @@ def refit_budget(settings: Mapping[str, Any], ratio: float) -> dict[str, int]:
     return {split: int(round(int(settings[split]) * ratio)) for split in ("train", "valid")}
 
 
+def headroom_params(config: Mapping[str, Any], guideline: str) -> dict[str, Any]:
+    """A guideline's headroom shard for the leave-one-out sets (``ablation.guidelines``): the shard's
+    settings with its own seed and the triples beyond its shard that those sets may need
+    (:func:`curatornet.sampling.ablation.headroom_budget`)."""
+    from curatornet.sampling.ablation import headroom_budget
+
+    budgets = {name: shard_budget(config, name) for name in parts.guideline_names()}
+    extra = headroom_budget(budgets, guideline, float(config["ablation"]["headroom"]))
+    return shard_params(config, guideline) | extra | {"seed": stream_seed(config["seed"], f"headroom/{guideline}")}
+
+
 def shard_mem_mb(config: Mapping[str, Any], shard: str) -> int:
     budget = shard_budget(config, shard)
     return SHARD_FIXED_MB + (budget["train"] + budget["valid"]) * SHARD_BYTES_PER_TRIPLE // 1_000_000
