@@ -124,10 +124,12 @@ def write_data_folder(folder: str | Path, seed: int = 7) -> Path:
 def settings(model: str = "curatornet", sampling: str = "guidelines", l2: float = 0.0, seed: int = 3, **training):
     """TrainSettings from the schema's defaults, small models, overridden by ``training`` keys."""
     config = schema_defaults()["training"]
-    config.update(curatornet=SMALL_CURATORNET, vbpr={**config["vbpr"], **SMALL_VBPR})
+    config.update(curatornet={**config["curatornet"], **SMALL_CURATORNET}, vbpr={**config["vbpr"], **SMALL_VBPR})
     # 3,000 planted triples are 12 steps a pass: a check every half pass, none kept before the first pass.
     config.update(batch_size=256, check_every_steps=6, min_steps=12, max_steps=48, smoothing=2, early_stop_patience=3)
-    config.update(training)
+    for key, value in training.items():  # a model's block is merged over its defaults
+        merge = isinstance(value, dict) and isinstance(config.get(key), dict)
+        config[key] = {**config[key], **value} if merge else value
     return TrainSettings.from_config(config, model, sampling, l2, seed)
 
 

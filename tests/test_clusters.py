@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -91,6 +93,37 @@ def test_tsne_map_has_two_finite_coordinates():
     assert xy.shape == (45, 2) and xy.dtype == np.float32 and np.isfinite(xy).all()
 
 
+def test_umap_map_keeps_the_blobs_apart_and_follows_the_seed():
+    x, truth = blobs(n_per=40)
+    points = standardise(x)[:, :8]
+    xy = map_items(points, "umap", seed=3)
+    assert xy.shape == (120, 2) and xy.dtype == np.float32 and np.isfinite(xy).all()
+    # every item lies nearer the centre of its own blob on the map than the centre of any other
+    centres = np.stack([xy[truth == c].mean(axis=0) for c in range(3)])
+    nearest = np.argmin(((xy[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+    assert (nearest == truth).all()
+    np.testing.assert_array_equal(xy, map_items(points, "umap", seed=3))
+    assert not np.allclose(xy, map_items(points, "umap", seed=4))
+
+
+def test_sampled_umap_map_covers_every_item():
+    x = noise(200, dim=8)
+    sample = np.arange(0, 200, 2)
+    xy = map_items(x, "umap", seed=0, sample=sample)
+    assert xy.shape == (200, 2) and np.isfinite(xy).all()
+    np.testing.assert_allclose(xy[sample], map_items(x[sample], "umap", seed=0), rtol=1e-5)
+
+
+def test_umap_is_loaded_without_tensorflow():
+    code = (
+        "import sys, numpy as np; from curatornet.clusters import map_items; "
+        "map_items(np.random.default_rng(0).standard_normal((30, 4)).astype('float32'), 'umap', seed=0); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if sys.modules.get(m)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_bad_input_raises_input_error():
     x, _ = blobs()
     with pytest.raises(InputError) as info:
@@ -109,8 +142,9 @@ def test_bad_input_raises_input_error():
     with pytest.raises(InputError) as info:
         cluster_items(embeddings_table(bad), k=3, pca_dim=4, restarts=2, seed=0)
     assert info.value.value == "item 4"
-    with pytest.raises(InputError):
-        map_items(x, "umap", seed=0)
+    with pytest.raises(InputError) as info:
+        map_items(x, "tsne", seed=0)
+    assert info.value.field == "clusters.map_method"
 
 
 def restart_labels(points: np.ndarray, k: int, seed: int) -> np.ndarray:

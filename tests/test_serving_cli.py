@@ -66,6 +66,14 @@ def test_a_models_folder_stands_for_the_run_selected_on_validation(world, tmp_pa
     with pytest.raises(InputError) as info:  # a model the selection never trained
         selected_model_dir(models / "vbpr")
     assert info.value.field == "model" and info.value.value == "vbpr"
+    # training.refit: the selected run's refit is served in its place, unless it refit another λ
+    refit = models / "curatornet/guidelines/refit/seed_1"
+    shutil.copytree(root / "curatornet", refit)
+    meta = json.loads((refit / "model.json").read_text())
+    (refit / "model.json").write_text(json.dumps(meta | {"l2": 0.001, "refit": {"ratio": 1.1}}))
+    assert selected_model_dir(models / "curatornet") == chosen  # a refit left from another selection
+    (refit / "model.json").write_text(json.dumps(meta | {"l2": 0.01, "refit": {"ratio": 1.1}}))
+    assert selected_model_dir(models / "curatornet") == refit
 
 
 def test_vbpr_refuses_a_new_user_unless_folding_in(world, capsys):

@@ -71,6 +71,35 @@ def untrained_paper_size(tmp_path_factory):
     return root, embeddings
 
 
+@pytest.fixture(scope="module", params=["mean", "max"])
+def untrained_pooled(request, tmp_path_factory):
+    """A CuratorNet with another pooling than the paper's, initial weights."""
+    root = tmp_path_factory.mktemp(f"pooled_{request.param}")
+    embeddings = np.random.default_rng(6).random((80, 32)).astype(np.float32)
+    model = CuratorNet(32, (24, 16), (20, 16), seed=2, pooling=request.param)
+    meta = {"model": "curatornet", "n_items": 80, "n_users": 0, "hyperparameters": model.hyperparameters()}
+    write_model_dir(root, model, Standardizer.fit(embeddings), pd.DataFrame(), meta)
+    return root, embeddings
+
+
+def test_a_repeated_profile_item_changes_the_mean_not_the_max_and_numpy_equals_tensorflow(untrained_pooled):
+    model_dir, embeddings = untrained_pooled
+    pooling = json.loads((model_dir / "model.json").read_text())["hyperparameters"]["pooling"]
+    for scorer in (load_scorer(model_dir, embeddings), load_numpy_scorer(model_dir, embeddings)):
+        once, twice = np.array([3, 7]), np.array([3, 3, 7])
+        scores = scorer.score(Queries(np.full(2, -1), [once, twice]), np.arange(80))
+        assert np.allclose(scores[0], scores[1], rtol=1e-5, atol=1e-5) == (pooling == "max")
+    profiles = [np.random.default_rng(n).choice(80, size=n, replace=False) for n in range(1, 20)]
+    queries, items = Queries(np.full(19, -1), profiles), np.arange(80)
+    numpy_scorer = load_numpy_scorer(model_dir, embeddings)
+    assert_scores_match(
+        numpy_scorer.score(queries, items),
+        load_scorer(model_dir, embeddings).score(queries, items),
+        numpy_scorer.query_vectors(queries),
+        numpy_scorer.item_matrix(),
+    )
+
+
 @pytest.mark.parametrize("which", ["trained_curatornet", "untrained_paper_size"])
 def test_numpy_curatornet_equals_tensorflow_on_every_item_and_profiles_of_1_to_50(which, request):
     model_dir, embeddings = request.getfixturevalue(which)

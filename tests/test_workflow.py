@@ -7,6 +7,7 @@ user's own results/ folder.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -196,11 +197,15 @@ def test_adding_a_lambda_runs_one_training_one_evaluation_and_what_reads_them(ti
     config = tiny_config()
     config["training"]["runs"]["curatornet"]["guidelines"].append(0.01)
     run = "model=curatornet, sampling=guidelines, l2=0.01, seed=0"
+    refit = "model=curatornet, sampling=guidelines, seed=0"
     assert dry_run(tiny_run, config, tmp_path) == Counter(
         {
             ("train", run): 1,
             ("evaluate_run", run): 1,
             ("select_runs", ""): 1,
+            # the selected λ may change, and with it the run that is refit on every purchase before the test
+            ("refit", refit): 1,
+            ("evaluate_refit", refit): 1,
             # the selection may change, and with it the run that serves CuratorNet's batch recommendations
             ("recommend_batch", "recommender=curatornet"): 1,
             ("gather_evaluation", ""): 1,
@@ -213,6 +218,53 @@ def test_adding_a_lambda_runs_one_training_one_evaluation_and_what_reads_them(ti
             ("all", ""): 1,
         }
     )
+
+
+ABLATION_OVERLAY = yaml.safe_load((REPO / "config/ablation.yaml").read_text())
+
+
+@pytest.mark.slow
+def test_adding_the_ablation_reruns_no_job_and_covers_every_registered_guideline(tiny_run, tmp_path):
+    config = tiny_config() | ABLATION_OVERLAY
+    jobs = dry_run(tiny_run, config, tmp_path)
+    guidelines = yaml.safe_load(TOY_OVERLAY.read_text())["sampling"]["budgets"] | tiny_config()["sampling"]["budgets"]
+    sets = [f"without_{name}" for name in guidelines]  # the toy plugin's guideline too
+    variants = [*sets, "pool_mean", "pool_max"]
+    assert jobs == Counter(
+        {("sample_headroom_shard", f"shard={name}"): 1 for name in guidelines}
+        | {("ablation_set", f"ablation={name}"): 1 for name in sets}
+        | {("train_ablation", f"ablation={name}, seed=0"): 1 for name in variants}
+        | {("evaluate_ablation", f"ablation={name}, seed=0"): 1 for name in variants}
+        # new: the ablation's statistics and figure; the report shows them (and every config change)
+        | {("ablation_stats", ""): 1, ("plot", "figure=ablation"): 1, ("report", ""): 1, ("all", ""): 1}
+    )
+
+
+@pytest.mark.slow
+def test_the_ablation_sets_are_as_large_as_the_full_set_and_the_tables_have_the_issues_columns(tiny_run, tmp_path):
+    workdir = tmp_path / "ablation"
+    shutil.copytree(tiny_run, workdir, symlinks=True)  # the tiny run's results and metadata, times kept
+    overlay = tmp_path / "ablation.yaml"
+    overlay.write_text(yaml.safe_dump({"ablation": {"guidelines": True, "poolings": ["max"]}}))
+    configs = ("--configfile", "config/test.yaml", str(TOY_OVERLAY), str(overlay))
+    result = snakemake(workdir, "--cores", "2", *configs)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    dedup = pd.read_csv(workdir / "results/triplets/dedup.csv")
+    full = dedup[~dedup["guideline"].isin(["random", "bpr"])].groupby("split")["after"].sum()
+    table = pd.read_csv(workdir / "results/stats/ablation.csv")
+    assert list(table.columns) == [
+        "set", "left_out", "n_triples", "auc", "mean_diff", "ci_low", "ci_high", "d_z", "p", "wilcoxon_p", "p_holm"
+    ]  # fmt: skip
+    assert set(table["left_out"]) == set(dedup["guideline"]) - {"random", "bpr"}
+    assert (table["n_triples"] == full["train"]).all() and table["p_holm"].ge(table["p"]).all()
+    for name in table["set"]:
+        sizes = pd.read_csv(workdir / f"results/triplets/ablation/{name}/sizes.csv")
+        assert sizes.groupby("split")["quota"].sum().to_dict() == full.to_dict()
+        assert name.removeprefix("without_") not in set(sizes["guideline"])
+    pooling = pd.read_csv(workdir / "results/stats/ablation_pooling.csv")
+    assert pooling["pooling"].tolist() == ["max"] and pooling.columns[1] == "pooling"
+    html = (workdir / "results/report/report.html").read_text()
+    assert '<h2 id="ablation">Which guidelines matter</h2>' in html and "Which parts matter: test AUC change" in html
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ from curatornet.errors import InputError
 
 MODEL_HELP = (
     "a trained run's directory (results/models/curatornet/guidelines/l2_0.01/seed_0), or a model's folder "
-    "(results/models/curatornet): the run selected on validation, from results/models/selection.csv"
+    "(results/models/curatornet): the run selected on validation, from results/models/selection.csv, "
+    "or its refit on every purchase before the test baskets where the workflow made one (training.refit)"
 )
 
 
@@ -27,6 +28,8 @@ def selected_model_dir(path: str | Path, announce: bool = True) -> Path:
     """The trained run to load: ``path`` itself when it holds a model.json; for a model's
     folder (``results/models/curatornet``), the run selected on the validation baskets, as
     ``selection.csv`` beside the folder records it (best sampling and λ, best seed).
+    Where the workflow refit that run on every purchase before the test baskets (``training.refit``,
+    ``<sampling>/refit/seed_<seed>``), the refit model is loaded instead.
     ``announce``: say on stderr which run that is (the service logs it instead)."""
     import pandas as pd
 
@@ -38,9 +41,25 @@ def selected_model_dir(path: str | Path, announce: bool = True) -> Path:
         return path  # a run directory, or not a workflow's layout: the loader names what is missing
     run = serving_run(pd.read_csv(selection_file, dtype={"l2": str}), path.name)
     chosen = path / run["sampling"] / f"l2_{run['l2']}" / f"seed_{run['seed']}"
+    refit = path / run["sampling"] / "refit" / f"seed_{run['seed']}"
+    if _refits(refit / "model.json", run["l2"]):
+        chosen = refit
     if announce:
         print(f"{path}: the run selected on validation is {chosen}", file=sys.stderr)
     return chosen
+
+
+def _refits(model_json: Path, l2: str) -> bool:
+    """Whether ``model_json`` is a refit of the run of λ ``l2`` (a refit left from another selection is not)."""
+    import json
+
+    from curatornet.artifacts import l2_label
+
+    try:
+        meta = json.loads(model_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return "refit" in meta and l2_label(float(meta.get("l2", -1))) == l2
 
 
 # --------------------------------------------------------------------------- recommend

@@ -3,14 +3,15 @@
 The embeddings are standardised per dimension, reduced with PCA, and clustered
 with k-means restarted several times, each restart with its own seed; the
 restart with the highest silhouette coefficient (Euclidean, on the PCA points)
-is kept. A 2-D map of the items is made for the cluster figure (the paper used
-UMAP; here the first two principal components, or t-SNE on the first 50).
+is kept. A 2-D map of the items is made for the cluster figure: UMAP of the
+first 50 principal components, as the paper's Figure 3 (umap-learn), or t-SNE
+of them, or the first two components.
 
 Scaling. The exact silhouette compares every pair of items, so its cost grows
 with the square of the catalogue. Up to ``exact_max_items`` items (config
 ``clusters.exact_max_items``; UGallery's 7,742 items are below the default)
-every restart is scored on all items, as in the paper, and t-SNE maps every
-item. Above it, one seeded sample of ``sample_size`` items (config
+every restart is scored on all items, as in the paper, and UMAP (or t-SNE) maps
+every item. Above it, one seeded sample of ``sample_size`` items (config
 ``clusters.sample_size``, drawn from ``clusters.seed``) serves both:
 
 - every restart is scored by the silhouette of the sample (each sampled item
@@ -18,10 +19,10 @@ item. Above it, one seeded sample of ``sample_size`` items (config
   computes). The same sample for every restart makes the comparison between
   restarts paired, and its distance matrix is computed once, so a restart
   costs its k-means plus a cost that does not grow with the catalogue;
-- t-SNE maps the sampled items, and every other item is placed at the
+- UMAP (or t-SNE) maps the sampled items, and every other item is placed at the
   inverse-distance-weighted mean of the map positions of its
   ``MAP_NEIGHBOURS`` nearest sampled items, nearness measured in the space
-  t-SNE was given (the first 50 principal components). An item identical to a
+  the map was given (the first 50 principal components). An item identical to a
   sampled item lands exactly on it.
 
 k-means itself always runs on every item.
@@ -31,7 +32,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,9 +61,12 @@ from curatornet.io import atomic_path, read_table, write_parquet
 
 log = logging.getLogger(__name__)
 
-MAP_METHODS = ("pca", "pca-tsne")
-#: t-SNE runs on this many principal components (fewer when the PCA is smaller).
+MAP_METHODS = ("umap", "pca-tsne", "pca")
+#: UMAP and t-SNE run on this many principal components (fewer when the PCA is smaller).
 TSNE_INPUT_DIM = 50
+#: UMAP's neighbourhood size and minimum distance: umap-learn's defaults.
+UMAP_NEIGHBOURS = 15
+UMAP_MIN_DIST = 0.1
 #: t-SNE iterations: half of scikit-learn's default keeps the UGallery-sized
 #: map under a minute on two cores, and the layout has settled by then.
 TSNE_MAX_ITER = 500
@@ -287,8 +293,10 @@ def map_items(
 ) -> np.ndarray:
     """2-D coordinates (float32, n x 2) of every item for the cluster figure.
 
-    With ``sample`` (sorted rows), t-SNE maps only those and the others are
-    placed by :func:`place_by_neighbours`; the PCA map needs no sample.
+    ``umap`` (the paper's Figure 3) and ``pca-tsne`` embed the first
+    ``TSNE_INPUT_DIM`` principal components. With ``sample`` (sorted rows), they
+    map only those and the others are placed by :func:`place_by_neighbours`; the
+    PCA map needs no sample.
     """
     if method not in MAP_METHODS:
         raise InputError(None, "clusters.map_method", method, f"unknown map method, expected one of {MAP_METHODS}")
@@ -297,23 +305,51 @@ def map_items(
         if xy.shape[1] < 2:  # a 1-D PCA: put everything on a line
             xy = np.column_stack([xy[:, 0], np.zeros(len(xy), dtype=np.float32)])
         return np.ascontiguousarray(xy, dtype=np.float32)
-    from sklearn.manifold import TSNE  # imported here: only this method needs it
-
     data = np.ascontiguousarray(points[:, : min(TSNE_INPUT_DIM, points.shape[1])])
     mapped = data if sample is None else data[sample]
-    perplexity = min(30.0, (len(mapped) - 1) / 3.0)  # t-SNE requires perplexity < n
-    tsne = TSNE(
-        n_components=2,
-        perplexity=perplexity,
-        init="pca",
-        random_state=seed,
-        max_iter=TSNE_MAX_ITER,
-        n_jobs=threads,
-    )
-    xy = tsne.fit_transform(mapped).astype(np.float32)
+    if method == "umap":
+        reducer = _umap_class()(
+            n_components=2,
+            n_neighbors=min(UMAP_NEIGHBOURS, len(mapped) - 1),
+            min_dist=UMAP_MIN_DIST,
+            random_state=seed,
+            n_jobs=1,  # a seeded UMAP runs on one thread whatever it is given
+        )
+        xy = reducer.fit_transform(mapped).astype(np.float32)
+    else:
+        from sklearn.manifold import TSNE  # imported here: only this method needs it
+
+        perplexity = min(30.0, (len(mapped) - 1) / 3.0)  # t-SNE requires perplexity < n
+        tsne = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            init="pca",
+            random_state=seed,
+            max_iter=TSNE_MAX_ITER,
+            n_jobs=threads,
+        )
+        xy = tsne.fit_transform(mapped).astype(np.float32)
     if sample is None:
         return xy
+    if method == "umap":
+        log.info("map: UMAP of the %d sampled items, the others placed from their nearest sampled items", len(sample))
     return place_by_neighbours(data, sample, xy)
+
+
+def _umap_class():
+    """umap-learn's UMAP, loaded without TensorFlow: the package imports TensorFlow for its
+    ParametricUMAP whenever it can (25 s here), and only a model's training may import it."""
+    hide = "tensorflow" not in sys.modules
+    if hide:
+        sys.modules["tensorflow"] = None  # an import of it now raises ImportError, which umap-learn expects
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from umap import UMAP
+    finally:
+        if hide and sys.modules.get("tensorflow", 0) is None:
+            del sys.modules["tensorflow"]
+    return UMAP
 
 
 def project(matrix: np.ndarray, pca_dim: int, seed: int, threads: int = 1, overwrite: bool = False) -> np.ndarray:
@@ -408,7 +444,7 @@ def map_points(
             len(xy) - len(sample),
             MAP_NEIGHBOURS,
         )
-    else:
+    elif sample is None:
         log.info("map: %s of all %d items", method, len(xy))
     log.info("%s map took %.1f s", method, time.perf_counter() - start)
     return xy

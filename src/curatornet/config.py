@@ -247,6 +247,19 @@ def check_config(config: Mapping[str, Any], source: str = CONFIG_NAME) -> None:
         for sampling, values in grid.items():
             if len(set(values)) != len(values):
                 raise InputError(source, f"training.runs.{model}.{sampling}", values, "repeated L2 value")
+    ablation = config.get("ablation", {})
+    if ablation.get("guidelines") or ablation.get("poolings"):
+        model = ablation.get("model")
+        if not runs.get(model, {}).get("guidelines"):
+            raise InputError(
+                source,
+                "ablation.model",
+                model,
+                "the ablation trains at this model's λ selected with guidelines: "
+                f"training.runs.{model}.guidelines needs a value",
+            )
+        if ablation.get("poolings") and "pooling" not in (training.get(model) or {}):
+            raise InputError(source, "ablation.poolings", ablation["poolings"], f"model {model} has no pooling to vary")
 
 
 def item_count(dataset: Mapping[str, Any]) -> tuple[int, str]:

@@ -403,3 +403,46 @@ FIGURES: dict[str, Callable[..., str]] = {
     "restarts": figure_restarts,
     "example": figure_example,
 }
+
+
+# (7) Ablation: the test AUC change of each variant against the full set -------
+def plot_ablation(guidelines: pd.DataFrame, poolings: pd.DataFrame, full_auc: float, png, svg) -> None:
+    """One row per variant: the mean paired change of the test AUC against the full set, with its 95% CI;
+    guidelines left out first, then the poolings. Holm-adjusted p beside each."""
+    rows = [(f"without {r.left_out}", r) for r in guidelines.itertuples(index=False)]
+    rows += [(f"pooling {r.pooling}", r) for r in poolings.itertuples(index=False)]
+    fig, ax = plt.subplots(figsize=(7, 0.5 * max(len(rows), 2) + 1.5))
+    if not rows:
+        _empty(ax, "no ablation variant was trained")
+        save_figure(fig, png, svg)
+        return
+    positions = np.arange(len(rows))[::-1]
+    for position, (_, row) in zip(positions, rows):
+        colour = "tab:red" if row.p_holm < 0.05 and row.mean_diff < 0 else "tab:blue" if row.p_holm < 0.05 else "grey"
+        ax.errorbar(
+            row.mean_diff,
+            position,
+            xerr=[[row.mean_diff - row.ci_low], [row.ci_high - row.mean_diff]],
+            fmt="o",
+            color=colour,
+            capsize=4,
+        )
+        ax.annotate(f"  Holm p = {row.p_holm:.2g}", (row.ci_high, position), va="center", fontsize=8)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(positions, [label for label, _ in rows])
+    ax.set_xlabel(f"test AUC change against the full set (its AUC {full_auc:.4f}), mean over users, 95% CI")
+    ax.set_title("Which parts matter: one guideline left out, or another pooling")
+    ax.margins(x=0.35)
+    save_figure(fig, png, svg)
+
+
+def figure_ablation(png, svg, *, ablation, pooling) -> str:
+    guidelines = pd.read_csv(ablation, dtype={"set": str, "left_out": str})
+    poolings = pd.read_csv(pooling, dtype={"set": str, "pooling": str})
+    both = pd.concat([guidelines, poolings])
+    full = float((both["auc"] - both["mean_diff"]).mean()) if len(both) else math.nan
+    plot_ablation(guidelines, poolings, full, png, svg)
+    return f"{len(guidelines)} guidelines left out, {len(poolings)} poolings"
+
+
+FIGURES["ablation"] = figure_ablation

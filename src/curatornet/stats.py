@@ -234,12 +234,17 @@ def seed_average(per_user: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def table2(per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def table2(
+    per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test", before_refit: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Mean metrics of every run on ``split``: mean over seeds of the per-seed means, with the AUC's spread.
 
     Rows: an upper bound (the Oracle) first, then by AUC, a lower bound (Random)
     last. ``selected`` is True for the λ chosen on validation (and for the
-    baselines, which have no λ).
+    baselines, which have no λ). ``before_refit``: the per-user rows that refit
+    models replaced in ``per_user`` (``training.refit``); their runs are marked
+    ``refit`` and ``auc_before_refit`` gives the AUC the run had before (the
+    same seeds' mean); NaN for every other row.
     """
     frame = per_user[per_user["split"] == split]
     columns = metric_columns(frame)
@@ -257,9 +262,16 @@ def table2(per_user: pd.DataFrame, selection: pd.DataFrame, split: str = "test")
         parts.is_baseline(m) or (m, s, lam) in chosen
         for m, s, lam in zip(table["method"], table["sampling"], table["l2"])
     ]
+    before = pd.Series(dtype=np.float64)
+    if before_refit is not None and len(before_refit):
+        old = before_refit[before_refit["split"] == split]
+        before = old.groupby([*RUN_KEY, "seed"], sort=False)["auc"].mean().groupby(level=RUN_KEY).mean()
+    keys = pd.MultiIndex.from_frame(table[RUN_KEY])
+    table["refit"] = keys.isin(before.index) if len(before) else False
+    table["auc_before_refit"] = before.reindex(keys).to_numpy() if len(before) else np.nan
     table = order_rows(table)
-    ordered = [*RUN_KEY, "selected", "seeds", "users", "auc", "auc_min", "auc_max"] + columns[1:]
-    return table[ordered].reset_index(drop=True)
+    ordered = [*RUN_KEY, "selected", "refit", "seeds", "users", "auc", "auc_before_refit", "auc_min", "auc_max"]
+    return table[ordered + columns[1:]].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- paired tests
@@ -418,3 +430,47 @@ def segments(averaged: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
     table = grouped[columns].mean()
     table.insert(0, "users", grouped.size())
     return table.reset_index()
+
+
+# --------------------------------------------------------------------------- ablation
+
+#: results/stats/ablation.csv (one row per guideline left out) and ablation_pooling.csv (one per pooling).
+ABLATION_TEST_COLUMNS = ["n_triples", "auc", "mean_diff", "ci_low", "ci_high", "d_z", "p", "wilcoxon_p", "p_holm"]
+ABLATION_COLUMNS = ["set", "left_out", *ABLATION_TEST_COLUMNS]
+POOLING_COLUMNS = ["set", "pooling", *ABLATION_TEST_COLUMNS]
+
+
+def _seed_mean_auc(per_user: pd.DataFrame) -> float:
+    """Mean over seeds of the per-seed mean AUC (Table 2's figure)."""
+    return float(per_user.groupby("seed")["auc"].mean().mean()) if len(per_user) else math.nan
+
+
+def ablation_tests(
+    full: pd.DataFrame, variants: pd.DataFrame, sets: pd.DataFrame, column: str, columns: Sequence[str]
+) -> pd.DataFrame:
+    """Each ablation variant against the full set on the test baskets; Holm's adjustment over the table.
+
+    ``full``: per-user test rows (``user``, ``seed``, ``auc``) of the full set's runs, every seed;
+    ``variants``: the same of every variant, its name in ``sampling``; ``sets``: one row per variant
+    (``set``, ``column`` (what it changes: the guideline left out, or the pooling), ``n_triples``), in
+    the table's order. ``auc`` is the variant's mean over seeds of the per-seed mean test AUC; the paired
+    tests (:func:`paired_test`) compare each user's AUC averaged over seeds, variant minus full set.
+    """
+    full_by_user = full.groupby("user")["auc"].mean()
+    rows = []
+    for spec in sets.itertuples(index=False):
+        own = variants[variants["sampling"] == spec.set]
+        joined = pd.concat(
+            [own.groupby("user")["auc"].mean().rename("a"), full_by_user.rename("b")], axis=1, join="inner"
+        )
+        result = paired_test(joined["a"].to_numpy(), joined["b"].to_numpy())
+        rows.append(
+            {
+                "set": spec.set,
+                column: getattr(spec, column),
+                "n_triples": int(spec.n_triples),
+                "auc": _seed_mean_auc(own),
+            }
+            | {key: result[key] for key in ("mean_diff", "ci_low", "ci_high", "d_z", "p", "wilcoxon_p")}
+        )
+    return _family(rows).reindex(columns=list(columns))

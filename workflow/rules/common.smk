@@ -14,6 +14,7 @@ _SRC = str(Path(workflow.basedir).parent / "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p))
 
+from curatornet import ablation as ablation_plan
 from curatornet import parts
 from curatornet.artifacts import BPR_SHARD, RANDOM_SHARD, SAMPLINGS, l2_label
 from curatornet.config import validate_config
@@ -54,6 +55,10 @@ IMAGE_EMBEDDINGS = "results/data/images/resnet50_embeddings.npy"
 #: One trained run inside a path: every model directory, evaluation run, log and
 #: benchmark of a run uses it (and training_runs() fills it in).
 RUN = "{model}/{sampling}/l2_{l2}/seed_{seed}"
+#: The refit of the selected run of a (model, sampling) and seed (training.refit).
+REFIT = "{model}/{sampling}/refit/seed_{seed}"
+#: One ablation variant (curatornet.ablation) and seed: its model and evaluation directories.
+ABLATION_RUN = "{ablation}/seed_{seed}"
 #: The split whose cases make the paper's Table 2; the validation split selects models.
 EVALUATION_SPLIT = "test"
 #: Splits that have evaluation cases (the `cases` rule's {split}): every method is
@@ -63,6 +68,8 @@ CASE_SPLITS = ("test", "valid")
 #: profiles) and BPR triples without (VBPR); curatornet.models.settings.triplet_set picks a run's.
 TRIPLET_SETS = ("guidelines", RANDOM_SHARD, BPR_SHARD)
 
+#: The ablation's figure (config ablation), drawn when the ablation runs.
+ABLATION_FIGURE = {"ablation": "Which parts matter: test AUC change with one guideline left out or another pooling"}
 #: Figures of the report: name -> title. Drawn by curatornet.plots.FIGURES[name] from
 #: figure_inputs(); captions in workflow/report/figures/<name>.rst.
 FIGURES = {
@@ -87,7 +94,8 @@ wildcard_constraints:
     seed=r"\d+",
     baseline="|".join(parts.baseline_names()),
     split="|".join(CASE_SPLITS),
-    figure="|".join(FIGURES),
+    figure="|".join([*FIGURES, *ABLATION_FIGURE]),
+    ablation=r"(without|pool)_[a-z0-9_]+",
     recommender="|".join(parts.batch_recommenders()),
 
 
@@ -117,6 +125,40 @@ def training_runs():
 def for_each_run(pattern):
     """`pattern` (with the wildcards of RUN) filled in for every training run."""
     return [pattern.format(**run) for run in training_runs()]
+
+
+def refit_runs():
+    """Wildcards of every refit job (one per model, sampling and seed that trains; none without training.refit)."""
+    if not config["training"]["refit"]:
+        return []
+    keys = {(run["model"], run["sampling"], run["seed"]): None for run in training_runs()}
+    return [{"model": model, "sampling": sampling, "seed": seed} for model, sampling, seed in keys]
+
+
+def for_each_refit(pattern):
+    """`pattern` (with the wildcards of REFIT) filled in for every refit."""
+    return [pattern.format(**run) for run in refit_runs()]
+
+
+def selected_candidates(wildcards):
+    """The runs a refit's λ is chosen among: every λ of its model and sampling, at its seed."""
+    return [
+        run
+        for run in training_runs()
+        if (run["model"], run["sampling"], run["seed"]) == (wildcards.model, wildcards.sampling, wildcards.seed)
+    ]
+
+
+def refit_inputs(wildcards):
+    """A refit's triples (its triplet set drawn from every purchase before the test baskets) and the
+    directories of the runs its λ is chosen among (model.json and history.csv)."""
+    name = triplet_set(wildcards.model, wildcards.sampling)
+    runs = selected_candidates(wildcards)
+    return {
+        "train": rules.dedup_refit_triplets.output[f"{name}_train"],
+        "runs": [rules.train.output.model.format(**run) for run in runs],
+        "histories": [rules.train.output.history.format(**run) for run in runs],
+    }
 
 
 def model_dirs():
@@ -149,6 +191,16 @@ def shard_inputs(wildcards):
     return triplet_plan.shard_inputs(wildcards.shard, tables)
 
 
+def refit_shard_inputs(wildcards):
+    """A refit shard's tables: those of its shard, and always the purchases (their growth scales its budget)."""
+    tables = {
+        "inventory": rules.prepare_data.output.item_table,
+        "purchases": rules.prepare_data.output.purchase_table,
+        "clusters": rules.clusters.output.cluster_items,
+    }
+    return triplet_plan.shard_inputs(wildcards.shard, tables, refit=True)
+
+
 def training_triples(wildcards):
     """The merged training and validation triples of the run's triplet set."""
     merged = rules.dedup_triplets.output
@@ -178,19 +230,24 @@ def model_runs(model):
 
 
 def recommender_models(wildcards):
-    """A trained recommender reads the selection and the model.json of each of its runs
-    (in the order of recommender_runs); a baseline (VisRank) reads neither."""
+    """A trained recommender reads the selection, the model.json of each of its runs (in the order of
+    recommender_runs) and of each of its refit models (training.refit; in the order of recommender_refits);
+    a baseline (VisRank) reads none of them."""
     if parts.is_baseline(wildcards.recommender):
         return {}
-    runs = model_runs(wildcards.recommender)
     return {
         "selection": rules.select_runs.output.selection,
-        "models": [rules.train.output.model.format(**r) for r in runs],
+        "models": [rules.train.output.model.format(**r) for r in model_runs(wildcards.recommender)],
+        "refits": [rules.refit.output.model.format(**r) for r in recommender_refits(wildcards)],
     }
 
 
 def recommender_runs(wildcards):
     return [] if parts.is_baseline(wildcards.recommender) else model_runs(wildcards.recommender)
+
+
+def recommender_refits(wildcards):
+    return [run for run in refit_runs() if run["model"] == wildcards.recommender]
 
 
 def recommender_settings(wildcards):
@@ -211,9 +268,16 @@ def batch_recommendations():
     return [rules.recommend_batch.output.recommendations.format(recommender=r) for r in batch_recommenders()]
 
 
+def report_figures():
+    """The report's figures: FIGURES, and the ablation's when it runs (name -> title)."""
+    return FIGURES | (ABLATION_FIGURE if ablation_variants() else {})
+
+
 def figure_inputs(wildcards):
     """The named inputs of one figure; curatornet.plots.FIGURES[figure] takes them by these names."""
     evaluation, stats = rules.gather_evaluation.output, rules.stats.output
+    if wildcards.figure in ABLATION_FIGURE:
+        return {"ablation": rules.ablation_stats.output.guidelines, "pooling": rules.ablation_stats.output.poolings}
     sources = {
         "clusters": {"cluster_items": rules.clusters.output.cluster_items},
         "restarts": {"restarts": rules.select_restart.output.restarts},
@@ -239,6 +303,68 @@ def figure_options(wildcards):
         settings = config["report"]
         return {"example_user": settings["example_user"], "images": settings["images"], "seed": config["seed"]}
     return {}
+
+
+def ablation_variants():
+    """The ablation's variants the config asks for (curatornet.ablation.variants); none by default."""
+    return ablation_plan.variants(config)
+
+
+def for_each_ablation_run(pattern):
+    """`pattern` (with the wildcards of ABLATION_RUN) for every variant and seed."""
+    return [
+        pattern.format(ablation=variant.name, seed=seed)
+        for variant in ablation_variants()
+        for seed in config["training"]["seeds"]
+    ]
+
+
+def ablation_kept_guidelines(wildcards):
+    """The guidelines a leave-one-out set keeps, in registry order."""
+    left_out = ablation_plan.variant(config, wildcards.ablation).left_out
+    return [name for name in parts.guideline_names() if name != left_out]
+
+
+def ablation_set_inputs(wildcards):
+    """The shards and the headroom shards of the guidelines a leave-one-out set keeps (same order)."""
+    kept = ablation_kept_guidelines(wildcards)
+    return {
+        "shards": [rules.sample_shard.output.triples.format(shard=name) for name in kept],
+        "headroom": [rules.sample_headroom_shard.output.triples.format(shard=name) for name in kept],
+    }
+
+
+def ablation_triples(wildcards):
+    """A variant's training and validation triples: its leave-one-out set, or the full guidelines set."""
+    if ablation_plan.variant(config, wildcards.ablation).left_out:
+        return {"train": rules.ablation_set.output.train, "valid": rules.ablation_set.output.valid}
+    merged = rules.dedup_triplets.output
+    return {"train": merged.guidelines_train, "valid": merged.guidelines_valid}
+
+
+def ablation_full_runs():
+    """The ablated model's guidelines runs (l2 and seed), whose selected λ is the full set's side."""
+    model = config["ablation"]["model"]
+    return [
+        {"l2": run["l2"], "seed": run["seed"]}
+        for run in training_runs()
+        if run["model"] == model and run["sampling"] == "guidelines"
+    ]
+
+
+def ablation_stats_inputs(wildcards):
+    """The full set's per-run test results (in the order of ablation_full_runs), and every variant's
+    results and model.json (variant by variant, seed by seed)."""
+    model = config["ablation"]["model"]
+    full = [
+        rules.evaluate_run.output.per_user.format(model=model, sampling="guidelines", **run)
+        for run in ablation_full_runs()
+    ]
+    return {
+        "full": full,
+        "variants": for_each_ablation_run(rules.evaluate_ablation.output.per_user),
+        "models": for_each_ablation_run(rules.train_ablation.output.model),
+    }
 
 
 def figure_caption(wildcards):
@@ -272,9 +398,21 @@ def benchmark_files():
     files += for_each_run(rules.train.benchmark)
     files.append(rules.select_runs.benchmark)
     files += [rules.cases.benchmark.format(split=split) for split in CASE_SPLITS]
+    if refit_runs():
+        files += [rules.sample_refit_shard.benchmark.format(shard=shard) for shard in parts.shard_names()]
+        files += [rules.dedup_refit_triplets.benchmark, *for_each_refit(rules.refit.benchmark)]
+        files += for_each_refit(rules.evaluate_refit.benchmark)
     files += for_each_run(rules.evaluate_run.benchmark)
     files += [rules.evaluate_baseline.benchmark.format(baseline=b) for b in parts.baseline_names()]
     files += [rules.gather_evaluation.benchmark, rules.stats.benchmark]
-    files += [rules.plot.benchmark.format(figure=figure) for figure in FIGURES]
+    files += [rules.plot.benchmark.format(figure=figure) for figure in report_figures()]
+    if ablation_variants():
+        if any(variant.left_out for variant in ablation_variants()):
+            files += [rules.sample_headroom_shard.benchmark.format(shard=g) for g in parts.guideline_names()]
+            names = [variant.name for variant in ablation_variants() if variant.left_out]
+            files += [rules.ablation_set.benchmark.format(ablation=name) for name in names]
+        files += for_each_ablation_run(rules.train_ablation.benchmark)
+        files += for_each_ablation_run(rules.evaluate_ablation.benchmark)
+        files.append(rules.ablation_stats.benchmark)
     files += [rules.recommend_batch.benchmark.format(recommender=r) for r in batch_recommenders()]
     return files

@@ -78,14 +78,48 @@ rule evaluate_baseline:
         "../scripts/evaluate_baseline.py"
 
 
+rule evaluate_refit:
+    """A refit model (training.refit) on the test cases only: it trained on the validation baskets."""
+    input:
+        test_cases=rules.cases.output.cases.format(split=EVALUATION_SPLIT),
+        test_inventory=rules.cases.output.inventory.format(split=EVALUATION_SPLIT),
+        embeddings=rules.prepare_data.output.embedding_table,
+        model=rules.refit.output.model,
+    output:
+        per_user=f"results/evaluation/refit/{REFIT}/per_user.parquet",
+        curves=f"results/evaluation/refit/{REFIT}/curves.parquet",
+        top=f"results/evaluation/refit/{REFIT}/top10.parquet",
+    log:
+        f"logs/evaluation/evaluate_refit/{REFIT}.log",
+    benchmark:
+        f"benchmarks/results/evaluation/evaluate_refit/{REFIT}.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 2
+    resources:
+        mem_mb=per_attempt(3000),
+        runtime=per_attempt(30),
+    params:
+        ks=config["evaluation"]["ks"],
+        curve_max_k=config["evaluation"]["curve_max_k"],
+    script:
+        "../scripts/evaluate_run.py"
+
+
 rule gather_evaluation:
-    """Every evaluated run in one table each, and the raw summary per run, seed and split."""
+    """Every evaluated run in one table each (the refit models in place of the runs they refit), the
+    replaced rows, and the raw summary per run, seed and split."""
     input:
         per_user=evaluation_outputs("per_user"),
         curves=evaluation_outputs("curves"),
         top=evaluation_outputs("top"),
+        refit_per_user=for_each_refit(rules.evaluate_refit.output.per_user),
+        refit_curves=for_each_refit(rules.evaluate_refit.output.curves),
+        refit_top=for_each_refit(rules.evaluate_refit.output.top),
     output:
         per_user="results/evaluation/per_user.parquet",
+        # The test rows of the refit runs before refit (Table 2's AUC before refit).
+        before_refit="results/evaluation/before_refit.parquet",
         summary=report(
             "results/evaluation/summary.csv",
             caption="../report/tables/summary.rst",

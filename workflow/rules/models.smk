@@ -6,7 +6,7 @@
 # defaults for the default config on a workstation; profiles/<profile>/config.yaml
 # overrides them (set-threads, set-resources), the config never does.
 
-from curatornet.models.settings import job_settings  # no TensorFlow import
+from curatornet.models.settings import job_settings, refit_settings  # no TensorFlow import
 
 
 rule train:
@@ -70,3 +70,35 @@ rule select_runs:
         runtime=per_attempt(5),
     script:
         "../scripts/select_runs.py"
+
+
+rule refit:
+    """training.refit: the selected (model, sampling, λ) of one seed trained again on every purchase before
+    the test baskets, for the kept run's steps scaled to the larger set, without checks or early stopping."""
+    input:
+        unpack(refit_inputs),
+        embeddings=rules.prepare_data.output.embedding_table,
+        catalogue=rules.prepare_data.output.item_table,
+        purchases=rules.prepare_data.output.purchase_table,
+        selection=rules.select_runs.output.selection,
+    output:
+        weights=f"results/models/{REFIT}/weights.npz",
+        standardizer=f"results/models/{REFIT}/standardizer.npz",
+        history=f"results/models/{REFIT}/history.csv",
+        model=f"results/models/{REFIT}/model.json",
+    log:
+        f"logs/models/refit/{REFIT}.log",
+    benchmark:
+        f"benchmarks/results/models/refit/{REFIT}.tsv"
+    conda:
+        "../../envs/curatornet.yaml"
+    threads: 2
+    resources:
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(120),
+    params:
+        # The runs' settings but λ (the selection's), and the λ labels in the order of input.runs.
+        settings=lambda wildcards: refit_settings(config, wildcards.model, wildcards.sampling, int(wildcards.seed)),
+        l2=lambda wildcards: [run["l2"] for run in selected_candidates(wildcards)],
+    script:
+        "../scripts/refit.py"

@@ -1,6 +1,6 @@
 # Batch recommendations for a store: every user of the purchase log, as of its end, by
-# the run of a model selected on the validation baskets, or by a baseline that can
-# (VisRank). Logic: curatornet.serving.topk.
+# the run of a model selected on the validation baskets (its refit with training.refit),
+# or by a baseline that can (VisRank). Logic: curatornet.serving.topk.
 
 
 rule recommend_batch:
@@ -25,6 +25,8 @@ rule recommend_batch:
     params:
         # The runs of the recommender, in the order of input.models (keys for the selection).
         runs=recommender_runs,
+        # Its refit models (training.refit), in the order of input.refits: served in place of the runs they refit.
+        refits=recommender_refits,
         k=config["recommendations"]["k"],
         index=config["recommendations"]["index"],
         # A baseline's settings (recommender_settings in common.smk); empty for a model.

@@ -15,8 +15,11 @@ rule report:
         segments=rules.stats.output.segments,
         per_user=rules.gather_evaluation.output.per_user,
         data_stats=rules.prepare_data.output.stats,
-        figures=expand(rules.plot.output.png, figure=list(FIGURES)),
-        captions=expand(REPORT_DIR / "figures" / "{figure}.rst", figure=list(FIGURES)),
+        figures=expand(rules.plot.output.png, figure=list(report_figures())),
+        captions=expand(REPORT_DIR / "figures" / "{figure}.rst", figure=list(report_figures())),
+        # The ablation's tables (config ablation), when it runs.
+        ablation=rules.ablation_stats.output.guidelines if ablation_variants() else [],
+        ablation_pooling=rules.ablation_stats.output.poolings if ablation_variants() else [],
         # Declared, so that the run-time table is never older than the jobs it shows.
         benchmarks=benchmark_files(),
     output:
@@ -33,6 +36,6 @@ rule report:
         runtime=per_attempt(5),
     params:
         config=config,
-        figures=FIGURES,
+        figures=report_figures(),
     script:
         "../scripts/report.py"

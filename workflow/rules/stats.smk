@@ -9,6 +9,7 @@ rule stats:
     """Table 2 (test and validation), paired tests with effect sizes and Holm's adjustment, user segments."""
     input:
         per_user=rules.gather_evaluation.output.per_user,
+        before_refit=rules.gather_evaluation.output.before_refit,
         selection=rules.select_runs.output.selection,
     output:
         table2=report(

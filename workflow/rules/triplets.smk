@@ -59,3 +59,39 @@ rule dedup_triplets:
         guidelines=list(parts.guideline_names()),
     script:
         "../scripts/dedup_triplets.py"
+
+
+# training.refit: the same shards and merge, drawn from every purchase before the test baskets
+# (the validation baskets become training purchases), the training budgets scaled in the job by
+# how much the purchases grow, no validation triples. Each refit shard has its own seed.
+use rule sample_shard as sample_refit_shard with:
+    input:
+        unpack(refit_shard_inputs),
+    output:
+        triples="results/triplets/refit/shards/{shard}.parquet",
+        report="results/triplets/refit/shards/{shard}.json",
+    log:
+        "logs/triplets/sample_refit_shard/{shard}.log",
+    benchmark:
+        "benchmarks/results/triplets/sample_refit_shard/{shard}.tsv"
+    params:
+        sampling=lambda wildcards: triplet_plan.refit_shard_params(config, wildcards.shard),
+
+
+use rule dedup_triplets as dedup_refit_triplets with:
+    input:
+        guidelines=expand(rules.sample_refit_shard.output.triples, shard=parts.guideline_names()),
+        random=expand(rules.sample_refit_shard.output.triples, shard=RANDOM_SHARD),
+        bpr=expand(rules.sample_refit_shard.output.triples, shard=BPR_SHARD),
+    output:
+        guidelines_train="results/triplets/refit/guidelines/train.parquet",
+        guidelines_valid="results/triplets/refit/guidelines/valid.parquet",
+        random_train="results/triplets/refit/random/train.parquet",
+        random_valid="results/triplets/refit/random/valid.parquet",
+        bpr_train="results/triplets/refit/bpr/train.parquet",
+        bpr_valid="results/triplets/refit/bpr/valid.parquet",
+        report="results/triplets/refit/dedup.csv",
+    log:
+        "logs/triplets/dedup_refit_triplets.log",
+    benchmark:
+        "benchmarks/results/triplets/dedup_refit_triplets.tsv"

@@ -1,13 +1,16 @@
-"""Snakemake adapter of rule `evaluate_run`: one trained run on the evaluation cases of every split.
+"""Snakemake adapter of rules `evaluate_run`, `evaluate_refit` and `evaluate_ablation`: one trained model
+on the evaluation cases of every split it is given.
 
-Logic: curatornet.evaluation.evaluate; the run's key comes from the job's wildcards.
+Logic: curatornet.evaluation.evaluate. The key of a run comes from the job's wildcards; a refit's or an
+ablation's from its model.json (its λ is the selection's), with an ablation's set as its sampling.
 """
 
+import json
 from pathlib import Path
 
 from curatornet.artifacts import read_embeddings_matrix
 from curatornet.evaluation.cases import read_split_cases
-from curatornet.evaluation.evaluate import check_embeddings, evaluate_scorer, gather_results, write_result
+from curatornet.evaluation.evaluate import check_embeddings, evaluate_scorer, gather_results, run_key, write_result
 from curatornet.logs import logged_job
 
 
@@ -17,8 +20,18 @@ def main(snakemake) -> None:
 
         inputs, wildcards, params = snakemake.input, snakemake.wildcards, snakemake.params
         embeddings = read_embeddings_matrix(inputs.embeddings)
-        key = {"method": wildcards.model, "sampling": wildcards.sampling, "l2": wildcards.l2, "seed": wildcards.seed}
-        scorer = load_scorer(Path(inputs.model).parent, embeddings)
+        model_dir = Path(inputs.model).parent
+        if "l2" in wildcards.keys():
+            key = {
+                "method": wildcards.model,
+                "sampling": wildcards.sampling,
+                "l2": wildcards.l2,
+                "seed": wildcards.seed,
+            }
+        else:
+            meta = json.loads(Path(inputs.model).read_text(encoding="utf-8"))
+            key = run_key(meta, wildcards.get("ablation"))
+        scorer = load_scorer(model_dir, embeddings)
         results = []
         for cases in read_split_cases(inputs):
             check_embeddings(embeddings, cases, str(inputs.embeddings))

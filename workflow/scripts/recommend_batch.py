@@ -23,6 +23,10 @@ def main(snakemake) -> None:
             chosen = {"model": recommender, **stats.serving_run(selection, recommender)}
             runs = [dict(run) for run in params.runs]
             model = Path(inputs.models[runs.index(chosen)]).parent
+            refits = [dict(run) for run in params.refits]
+            refit = {key: chosen[key] for key in ("model", "sampling", "seed")}
+            if refit in refits:  # training.refit: the selected run trained again on every purchase before the test
+                model = Path(inputs.refits[refits.index(refit)]).parent
             log.info("%s: serving the run selected on validation, %s", recommender, model)
         frame = write_top_k(
             model,

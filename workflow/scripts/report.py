@@ -15,7 +15,7 @@ from curatornet.logs import logged_job
 TEXT_COLUMNS = {
     key: str
     for key in ("method", "model", "sampling", "l2", "l2_a", "l2_b", "l2_guidelines", "l2_random", "reference")
-    + ("a", "b", "segment", "split", "monitor", "stop_reason", "statistic", "value")
+    + ("a", "b", "segment", "split", "monitor", "stop_reason", "statistic", "value", "set", "left_out", "pooling")
 }
 
 
@@ -48,6 +48,9 @@ def main(snakemake) -> None:
             config=dict(params.config),
             figures=figures,
             benchmarks=report.read_benchmarks(list(inputs.benchmarks)),
+            # The ablation's tables when it ran (config ablation): an empty input otherwise.
+            ablation=table(inputs.ablation) if len(inputs.ablation) else None,
+            ablation_pooling=table(inputs.ablation_pooling) if len(inputs.ablation_pooling) else None,
         )
         html = snakemake.output.html
         write_text(report.build_report(content), html)

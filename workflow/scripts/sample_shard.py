@@ -10,6 +10,8 @@ from curatornet.artifacts import TRIPLETS_SCHEMA
 from curatornet.io import read_table, write_parquet, write_text
 from curatornet.logs import logged_job
 from curatornet.sampling import SamplingData, sample_shard
+from curatornet.sampling.data import refit_view
+from curatornet.sampling.plan import refit_budget
 
 
 def main(snakemake) -> None:
@@ -23,17 +25,23 @@ def main(snakemake) -> None:
             """The input table `name` when this shard reads it (curatornet.sampling.plan.shard_inputs)."""
             return read_table(sources[name], required=columns) if name in sources else None
 
+        purchases = table("purchases", ("user", "item", "basket", "split"))
+        budget = {"train": settings["train"], "valid": settings["valid"]}
+        if settings.get("refit"):  # rule sample_refit_shard: every purchase before the test baskets
+            purchases, ratio = refit_view(purchases)
+            budget = refit_budget(settings, ratio)
+            log.info("refit: %.4f times the training purchases, budget %s", ratio, budget)
         data = SamplingData.from_tables(
             table("items", ("item", "artist_id")),
-            table("purchases", ("user", "item", "basket", "split")),
+            purchases,
             table("clusters", ("item", "cluster")),
             sources=sources,
         )
         triples, report = sample_shard(
             data,
             settings["guideline"],
-            n_train=settings["train"],
-            n_valid=settings["valid"],
+            n_train=budget["train"],
+            n_valid=budget["valid"],
             seed=settings["seed"],
             max_profile=settings.get("max_profile"),  # absent for single-item profiles; None: whole profiles
         )

@@ -167,7 +167,8 @@ def summarise(per_user: pd.DataFrame) -> pd.DataFrame:
     the selected λ of Table 2 (:func:`curatornet.stats.table2`). Rows in Table 2's order: an upper
     bound (the Oracle) first, then by AUC, a lower bound (Random) last."""
     columns = parts.metric_columns_in(per_user.columns)
-    grouped = per_user.groupby(list(KEY_COLUMNS), sort=False, dropna=False)
+    refit = "refit" in per_user.columns  # the gathered evaluation marks the refit models' rows
+    grouped = per_user.groupby([*KEY_COLUMNS, *(["refit"] if refit else [])], sort=False, dropna=False)
     table = grouped[columns].mean().reset_index()
     table["users"] = grouped.size().to_numpy()
     table = order_rows(table)
@@ -180,10 +181,53 @@ def summarise(per_user: pd.DataFrame) -> pd.DataFrame:
             "split": table["split"],
         }
     )
+    if refit:
+        out["refit"] = table["refit"].to_numpy()
     for column in columns:
         out[parts.metric_label(column)] = table[column].to_numpy()
     out["users"] = table["users"].to_numpy()
     return out.reset_index(drop=True)
+
+
+def run_key(meta: Mapping[str, Any], sampling: str | None = None) -> dict[str, str]:
+    """The evaluation key of a trained model directory from its model.json: ``method``, ``sampling``
+    (or the one given: an ablation's set), ``l2`` (the label of the run's directory) and ``seed``."""
+    from curatornet.artifacts import l2_label
+
+    return {
+        "method": str(meta["model"]),
+        "sampling": str(meta["sampling"] if sampling is None else sampling),
+        "l2": l2_label(float(meta["l2"])),
+        "seed": str(int(meta["seed"])),
+    }
+
+
+def apply_refit(result: EvaluationResult, refit: EvaluationResult) -> tuple[EvaluationResult, pd.DataFrame]:
+    """The evaluation with the refit models in place of the runs they refit (``training.refit``).
+
+    Each refit model is evaluated on the test baskets only (it trained on the validation baskets)
+    under the key of the run it refits (method, sampling, λ, seed). Its rows replace that run's test
+    rows in ``per_user``, ``curves`` and ``top``; the validation rows stay the run's. Every table gets
+    a column ``refit`` (True on the refit model's rows). Returns the new result and the replaced
+    per-user rows (the AUC before refit).
+    """
+    keys = list(KEY_COLUMNS)
+
+    def replaced(frame: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if new.empty:
+            return frame.assign(refit=False), frame.iloc[:0]
+        taken = frame.set_index(keys).index.isin(new[keys].drop_duplicates().set_index(keys).index)
+        merged = pd.concat([frame[~taken].assign(refit=False), new.assign(refit=True)], ignore_index=True)
+        return merged, frame[taken].reset_index(drop=True)
+
+    per_user, before = replaced(result.per_user, refit.per_user)
+    curves, _ = replaced(result.curves, refit.curves)
+    top, _ = replaced(result.top, refit.top)
+    missing = refit.per_user[keys].drop_duplicates().merge(before[keys].drop_duplicates(), how="left", indicator=True)
+    if (missing["_merge"] == "left_only").any():
+        key = missing[missing["_merge"] == "left_only"].iloc[0][keys].to_dict()
+        raise InputError("refit", "key", key, "a refit model has no evaluated run of the same key")
+    return EvaluationResult(per_user=per_user, curves=curves, top=top), before
 
 
 def order_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -19,8 +19,24 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from curatornet.errors import InputError
+
 if TYPE_CHECKING:  # typing only: the container lives with the samplers
     from curatornet.sampling.triples import Batch, Triples
+
+
+#: How CuratorNet pools a profile's item vectors before its head (``training.curatornet.pooling``):
+#: the mean and the max concatenated, as in the paper, or one of them alone.
+POOLINGS = ("mean+max", "mean", "max")
+#: The paper's pooling, and that of a model.json written before the pooling was a hyperparameter.
+PAPER_POOLING = "mean+max"
+
+
+def pooling_parts(pooling: str) -> tuple[str, ...]:
+    """The statistics a pooling concatenates, in order: ("mean", "max"), ("mean",) or ("max",)."""
+    if pooling not in POOLINGS:
+        raise InputError(None, "training.curatornet.pooling", pooling, f"unknown pooling, expected one of {POOLINGS}")
+    return tuple(pooling.split("+"))
 
 
 @dataclass

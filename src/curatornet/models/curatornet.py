@@ -2,7 +2,8 @@
 
 One item tower (two SELU layers) maps a standardised image embedding f_i to
 Φ(f_i). A profile P_u is the mean and the max over its items' tower outputs,
-concatenated and passed through three SELU layers, giving Φ(P_u). The score
+concatenated (the paper's pooling; ``pooling`` may keep one of them) and passed
+through three SELU layers, giving Φ(P_u). The score
 is x_ui = Φ(P_u)·Φ(f_i); training minimises the sigmoid cross-entropy of
 x_ui - x_uj with label 1 plus λ times the squared norm of the weight matrices.
 
@@ -24,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from curatornet.errors import InputError, check_item_indexes
-from curatornet.models.base import Queries
+from curatornet.models.base import PAPER_POOLING, Queries, pooling_parts
 from curatornet.models.features import Standardizer
 from curatornet.models.keras_trainer import INDEX_SPEC, KerasTrainer
 from curatornet.models.persistence import assign_weight, restore_model
@@ -49,6 +50,7 @@ class CuratorNet(keras.Model):
         tower_units: Sequence[int] = (200, 200),
         head_units: Sequence[int] = (300, 200, 200),
         seed: int = 0,
+        pooling: str = PAPER_POOLING,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -62,6 +64,8 @@ class CuratorNet(keras.Model):
         self.input_dim = int(input_dim)
         self.tower_units = tuple(int(u) for u in tower_units)
         self.head_units = tuple(int(u) for u in head_units)
+        self.pooling = pooling
+        self._pools = pooling_parts(pooling)
 
         def dense(units: int, name: str) -> keras.layers.Dense:
             # LeCun normal initialisation keeps SELU activations self-normalising; each layer
@@ -90,11 +94,10 @@ class CuratorNet(keras.Model):
 
         ``value_vectors`` holds one row per real profile item and ``row_ids``
         (sorted) says which profile it belongs to; every profile must have at
-        least one item. Mean and max are taken over those rows only.
+        least one item. The pooling's statistics (mean and max, or one of them) are taken over those rows only.
         """
-        pooled = tf.concat(
-            [tf.math.segment_mean(value_vectors, row_ids), tf.math.segment_max(value_vectors, row_ids)], axis=1
-        )
+        pools = {"mean": tf.math.segment_mean, "max": tf.math.segment_max}
+        pooled = tf.concat([pools[name](value_vectors, row_ids) for name in self._pools], axis=1)
         for layer in self.head:
             pooled = layer(pooled)
         return pooled
@@ -166,7 +169,7 @@ class CuratorNet(keras.Model):
                 assign_weight(variable, weights, f"{layer.name}/{part}", source)
 
     def hyperparameters(self) -> dict:
-        return {"tower_units": list(self.tower_units), "head_units": list(self.head_units)}
+        return {"tower_units": list(self.tower_units), "head_units": list(self.head_units), "pooling": self.pooling}
 
 
 class CuratorNetTrainer(KerasTrainer):
@@ -245,7 +248,8 @@ class CuratorNetScorer:
     def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> CuratorNetScorer:
         def build(meta: dict, dim: int) -> CuratorNet:
             hyper = meta["hyperparameters"]
-            return CuratorNet(dim, hyper["tower_units"], hyper["head_units"])
+            pooling = hyper.get("pooling", PAPER_POOLING)  # a model.json of before the pooling was a choice
+            return CuratorNet(dim, hyper["tower_units"], hyper["head_units"], pooling=pooling)
 
         model, meta = restore_model(model_dir, embeddings, build)
         return cls(model, Standardizer.load(Path(model_dir) / meta["standardizer"]), embeddings)
@@ -313,7 +317,8 @@ def build_trainer(inputs: TrainingInputs) -> tuple[CuratorNetTrainer, dict[str, 
     settings = inputs.settings
     configure_tensorflow(threads=inputs.threads, seed=settings.seed)
     hyper = dict(settings.hyperparameters)
-    model = CuratorNet(inputs.embeddings.shape[1], hyper["tower_units"], hyper["head_units"], seed=settings.seed)
+    dim, pooling = inputs.embeddings.shape[1], hyper["pooling"]
+    model = CuratorNet(dim, hyper["tower_units"], hyper["head_units"], seed=settings.seed, pooling=pooling)
     mode = choose_item_mode(inputs.train, len(inputs.embeddings), settings.schedule.batch_size, settings.seed)
     trainer = CuratorNetTrainer(
         model, inputs.standardizer, inputs.embeddings, settings.l2, settings.schedule.learning_rate, mode

@@ -60,6 +60,7 @@ HISTORY_COLUMNS = [
 STOP_PATIENCE = "patience"
 STOP_MAX_STEPS = "max_steps"
 STOP_NOT_FINITE = "non-finite loss"
+STOP_REFIT = "refit steps"
 MONITORS = ("valid_auc", "valid_accuracy")
 
 
@@ -234,3 +235,65 @@ def fit(
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     history["kept"] = history["check"] == best_check
     return FitResult(history, monitor, best_check, stop_reason)
+
+
+def rate_schedule(history: pd.DataFrame, base_rate: float) -> Callable[[float], float]:
+    """The learning rate a run used at each step, from its history (``step`` and ``learning_rate`` of
+    every check: a check's rate is the one of the steps up to it), as a function of the step; after
+    the last check the last rate holds. Without checks: ``base_rate``."""
+    if history is None or len(history) == 0:
+        return lambda step: float(base_rate)
+    ends = history["step"].to_numpy(dtype=np.float64)
+    rates = history["learning_rate"].to_numpy(dtype=np.float64)
+    return lambda step: float(rates[min(int(np.searchsorted(ends, step, side="left")), len(rates) - 1)])
+
+
+def fit_steps(
+    trainer: Trainer, train: Triples, schedule: Schedule, steps: int, rate_at: Callable[[float], float]
+) -> FitResult:
+    """Train exactly ``steps`` Adam steps with no validation (the refit): no check is kept or stops
+    training. ``rate_at(step)`` gives the learning rate of each step (1-based). The history has one row
+    per ``check_every_steps`` steps with the loss; the last row is the weights kept."""
+    rng = stream_rng(schedule.seed, "batch order")
+    stream = batch_stream(train, schedule.batch_size, rng)
+    rows, step, current = [], 0, None
+    while step < steps:
+        started = time.perf_counter()
+        loss_sum, seen = 0.0, 0
+        for _ in range(min(schedule.check_every_steps, steps - step)):
+            step += 1
+            rate = rate_at(step)
+            if rate != current:
+                trainer.learning_rate = current = rate
+            batch = next(stream)
+            loss_sum += trainer.train_step(batch) * len(batch)
+            seen += len(batch)
+        seconds = time.perf_counter() - started
+        rows.append(
+            dict.fromkeys(HISTORY_COLUMNS, math.nan)
+            | {
+                "check": len(rows) + 1,
+                "step": step,
+                "passes": step * schedule.batch_size / len(train),
+                "loss": loss_sum / seen,
+                "learning_rate": rate,
+                "eligible": False,
+                "kept": False,
+                "triples_per_second": seen / seconds,
+                "seconds": seconds,
+            }
+        )
+        log.info(
+            "refit step %d of %d (%.2f passes): loss %.5f, learning rate %.3g",
+            step,
+            steps,
+            rows[-1]["passes"],
+            rows[-1]["loss"],
+            rate,
+        )
+        if not np.isfinite(rows[-1]["loss"]):
+            log.warning("loss is not finite at step %d: the refit stops there", step)
+            break
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    history["kept"] = history["check"] == len(history)
+    return FitResult(history, "none", len(history), STOP_REFIT)

@@ -74,6 +74,14 @@ def job_settings(config: Mapping[str, Any], model: str, sampling: str, l2: float
     return TrainSettings.from_config(config["training"], model, sampling, l2, seed).as_params()
 
 
+def refit_settings(config: Mapping[str, Any], model: str, sampling: str, seed: int) -> dict[str, Any]:
+    """Settings of one refit job (``training.refit``): those of the (model, sampling, seed) runs but λ,
+    which the selection on the validation baskets gives when the job runs."""
+    settings = job_settings(config, model, sampling, 0.0, seed)
+    del settings["l2"]
+    return settings
+
+
 def triplet_set(model: str, sampling: str) -> str:
     """The merged triplet set a run reads: 'guidelines', 'random' (profiles) or 'bpr' (no profiles).
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from curatornet.errors import InputError
 from curatornet.evaluation.protocol import Cases, build_cases
 from curatornet.io import read_frame
 from curatornet.models.features import Standardizer
-from curatornet.models.loop import fit
+from curatornet.models.loop import fit, fit_steps, rate_schedule
 from curatornet.models.persistence import write_model_dir
 from curatornet.models.settings import TrainSettings
 from curatornet.registry import resolve
@@ -150,8 +151,10 @@ def train_model(
     purchases_path: str | Path,
     out_dir: str | Path,
     threads: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one run and write its directory; returns the contents of model.json.
+    """Train one run and write its directory; returns the contents of model.json (with ``extra``'s keys:
+    an ablation's variant).
 
     Early stopping, the learning-rate decay and the kept check follow the mean
     AUC over the validation baskets (``split == "valid"`` in purchases.parquet,
@@ -187,6 +190,7 @@ def train_model(
         "valid_auc": result.at_best("valid_auc"),
         "valid_monitor_smoothed": result.at_best("monitor_smoothed"),
         "valid_accuracy": result.at_best("valid_accuracy"),
+        **(extra or {}),
     }
     log.info(
         "kept check %d (step %d) of %d checks, %d steps (%s): valid AUC %.4f (smoothed %s %.4f), valid accuracy %.4f",
@@ -201,6 +205,94 @@ def train_model(
         meta["valid_accuracy"],
     )
     return write_model_dir(out_dir, run.trainer.model, run.standardizer, result.history, _json_safe(meta))
+
+
+def refit_steps(selected: dict[str, Any], n_refit_triples: int) -> int:
+    """The refit's Adam steps: the selected run's kept step, scaled by how much larger the refit's
+    training set is than the run's (the same number of passes over the triples)."""
+    n_run = int(selected.get("n_train_triples") or 0)
+    if n_run <= 0:
+        raise InputError("model.json", "n_train_triples", n_run, "the selected run records no training triples")
+    return int(round(int(selected.get("best_step") or 0) * n_refit_triples / n_run))
+
+
+def refit_model(
+    settings: TrainSettings,
+    selected_dir: str | Path,
+    train_path: str | Path,
+    embeddings_path: str | Path,
+    items_path: str | Path,
+    purchases_path: str | Path,
+    out_dir: str | Path,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train the selected run once more on every purchase before the test baskets (``training.refit``).
+
+    ``settings`` are the selected run's (its model, sampling, λ and seed); ``selected_dir`` is its
+    directory, whose kept step and training set size fix the refit's steps (:func:`refit_steps`) and
+    whose history gives the learning rate at each step, stretched to the longer run. ``train_path``
+    holds the refit triples. Nothing is validated or stopped early: the validation baskets are part
+    of the training purchases now. Returns the contents of model.json.
+    """
+    import json
+
+    selected_dir = Path(selected_dir)
+    selected = json.loads((selected_dir / "model.json").read_text(encoding="utf-8"))
+    history = pd.read_csv(selected_dir / "history.csv") if (selected_dir / "history.csv").exists() else None
+    embeddings = read_embeddings(embeddings_path)
+    n_items = len(embeddings)
+    items = read_frame(items_path, ("item", "item_id", "artist_id", "upload_time", "one_of_a_kind"))
+    purchases = read_frame(purchases_path, ("user", "split"))
+    standardizer = Standardizer.fit(embeddings)
+    train = read_run_triplets(settings, train_path, n_items)
+    n_users = int(purchases["user"].max()) + 1 if len(purchases) else 0
+    build = resolve(parts.model(settings.model).trainer)
+    trainer, hyper = build(TrainingInputs(settings, standardizer, embeddings, train, n_users, threads))
+    steps = refit_steps(selected, len(train))
+    ratio = len(train) / int(selected["n_train_triples"])
+    original_rate = rate_schedule(history, settings.schedule.learning_rate)
+    log.info(
+        "refit of %s on %s sampling, l2=%g, seed %d: %d triples (%.4f times the run's %d), %d steps "
+        "(the run kept step %d)",
+        settings.model,
+        settings.sampling,
+        settings.l2,
+        settings.seed,
+        len(train),
+        ratio,
+        selected["n_train_triples"],
+        steps,
+        selected.get("best_step", 0),
+    )
+    result = fit_steps(trainer, train, settings.schedule, steps, lambda step: original_rate(step / ratio))
+    item_ids = items.sort_values("item")["item_id"].astype(str)
+    meta = {
+        "model": settings.model,
+        "sampling": settings.sampling,
+        "l2": settings.l2,
+        "seed": settings.seed,
+        "n_items": n_items,
+        "n_users": n_users,
+        "catalogue": {"n_items": n_items, "fingerprint": catalogue_fingerprint(item_ids)},
+        "hyperparameters": hyper,
+        "training": settings.as_params(),
+        "refit": {
+            "of": str(selected_dir),
+            "run_best_step": int(selected.get("best_step") or 0),
+            "run_train_triples": int(selected["n_train_triples"]),
+            "run_valid_auc": selected.get("valid_auc"),
+            "ratio": ratio,
+        },
+        "n_train_triples": len(train),
+        "n_train_users": int(len(np.unique(train.user[train.user >= 0]))),
+        "monitor": result.monitor,
+        "best_check": result.best_check,
+        "best_step": steps,
+        "checks_run": len(result.history),
+        "steps_run": int(result.history["step"].iloc[-1]) if len(result.history) else 0,
+        "stop_reason": result.stop_reason,
+    }
+    return write_model_dir(out_dir, trainer.model, standardizer, result.history, _json_safe(meta))
 
 
 def _json_safe(value: Any) -> Any:

@@ -213,6 +213,25 @@ class SamplingData:
             )
 
 
+def refit_view(purchases: pa.Table | pd.DataFrame) -> tuple[pa.Table, float]:
+    """The purchases as a refit samples them, and how much larger its training purchases are.
+
+    After λ is selected, the refit trains on every purchase before the test
+    baskets: the validation baskets become training purchases (``split``
+    ``valid`` -> ``train``). The ratio is (train + valid rows) / train rows, the
+    factor by which the refit's triple budgets and steps grow.
+    """
+    table = _as_table(purchases)
+    split = table.column("split")
+    train = pc.sum(pc.equal(split, "train")).as_py() or 0
+    valid = pc.sum(pc.equal(split, "valid")).as_py() or 0
+    if train == 0:
+        raise InputError("purchases.parquet", "split", "train", "no training purchases to refit on")
+    relabelled = pc.if_else(pc.equal(split, "valid"), "train", split)
+    table = table.set_column(table.column_names.index("split"), "split", relabelled)
+    return table, (train + valid) / train
+
+
 def _as_table(data: pa.Table | pd.DataFrame) -> pa.Table:
     return data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
 

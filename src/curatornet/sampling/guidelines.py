@@ -573,11 +573,18 @@ def _fill(
 
 
 def sample_shard(
-    data: SamplingData, guideline: str, n_train: int, n_valid: int, seed: int, max_profile: int | None
+    data: SamplingData,
+    guideline: str,
+    n_train: int,
+    n_valid: int,
+    seed: int,
+    max_profile: int | None,
+    exclude: np.ndarray | None = None,
 ) -> tuple[pa.Table, ShardReport]:
     """Sample one shard: ``n_train`` training then ``n_valid`` validation triples (all distinct).
 
     ``seed`` is used as given (see :meth:`curatornet.registry.GuidelineSpec.seed` for a shard's seed).
+    ``exclude``: hashes no triple may repeat (a headroom shard continues its guideline's shard).
     Returns the table (``curatornet.artifacts.TRIPLETS_SCHEMA``) and a report
     of the cases, skips and counts, which is also logged.
     """
@@ -591,8 +598,11 @@ def sample_shard(
     log.info("%s: %d cases to draw from", guideline, sampler.n_cases)
     for reason, count in sampler.skipped.items():
         log.info("%s: skipped %d %s", guideline, count, reason)
-    train, train_hashes, train_rounds = _fill(sampler, rng, n_train, max_profile, "train", np.empty(0, dtype=np.uint64))
-    valid, valid_hashes, valid_rounds = _fill(sampler, rng, n_valid, max_profile, "valid", np.sort(train_hashes))
+    taken = np.sort(np.asarray(exclude, dtype=np.uint64)) if exclude is not None else np.empty(0, dtype=np.uint64)
+    train, train_hashes, train_rounds = _fill(sampler, rng, n_train, max_profile, "train", taken)
+    valid, valid_hashes, valid_rounds = _fill(
+        sampler, rng, n_valid, max_profile, "valid", np.sort(np.concatenate([taken, train_hashes]))
+    )
     report = ShardReport(
         guideline,
         sampler.n_cases,

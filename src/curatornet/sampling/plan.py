@@ -15,6 +15,7 @@ from curatornet import parts
 from curatornet.artifacts import RANDOM_SHARD
 from curatornet.errors import InputError
 from curatornet.sampling.guidelines import SCHEMES, random_budget
+from curatornet.seeds import stream_seed
 
 #: Memory of a shard job: a fixed part (interpreter, one draw chunk of 2M triples)
 #: plus the finished shard. Measured on the default data: D3 with 1.7M triples
@@ -39,11 +40,14 @@ def shard_budget(config: Mapping[str, Any], shard: str) -> dict[str, int]:
     return {"train": int(budgets[shard]["train"]), "valid": int(budgets[shard]["valid"])}
 
 
-def shard_inputs(shard: str, tables: Mapping[str, str]) -> dict[str, str]:
+def shard_inputs(shard: str, tables: Mapping[str, str], refit: bool = False) -> dict[str, str]:
     """The input files of a shard's job, chosen from ``tables`` (paths of ``inventory``,
-    ``purchases`` and ``clusters``): what this shard reads, so that it depends on nothing else."""
+    ``purchases`` and ``clusters``): what this shard reads, so that it depends on nothing else.
+    A refit shard always reads the purchases: their growth scales its budget."""
     needs = parts.shard(shard).needs
-    names = ["inventory"] + [name for name in ("purchases", "clusters") if name in needs]
+    names = ["inventory"] + [
+        name for name in ("purchases", "clusters") if name in needs or (refit and name == "purchases")
+    ]
     return {name: tables[name] for name in names}
 
 
@@ -55,6 +59,30 @@ def shard_params(config: Mapping[str, Any], shard: str) -> dict[str, Any]:
     if not spec.single_item_profiles:
         params["max_profile"] = config["sampling"]["max_profile"]  # None: whole profiles
     return params
+
+
+def refit_shard_params(config: Mapping[str, Any], shard: str) -> dict[str, Any]:
+    """A refit shard (``training.refit``): the shard's settings drawn from every purchase before the
+    test baskets, its own seed, its training budget scaled in the job by the growth of the purchases
+    (:func:`curatornet.sampling.data.refit_view`), no validation triples (the refit checks nothing)."""
+    params = shard_params(config, shard)
+    return params | {"seed": stream_seed(config["seed"], f"refit/{shard}"), "valid": 0, "refit": True}
+
+
+def refit_budget(settings: Mapping[str, Any], ratio: float) -> dict[str, int]:
+    """The training and validation triples a refit shard draws: its budget times ``ratio``."""
+    return {split: int(round(int(settings[split]) * ratio)) for split in ("train", "valid")}
+
+
+def headroom_params(config: Mapping[str, Any], guideline: str) -> dict[str, Any]:
+    """A guideline's headroom shard for the leave-one-out sets (``ablation.guidelines``): the shard's
+    settings with its own seed and the triples beyond its shard that those sets may need
+    (:func:`curatornet.sampling.ablation.headroom_budget`)."""
+    from curatornet.sampling.ablation import headroom_budget
+
+    budgets = {name: shard_budget(config, name) for name in parts.guideline_names()}
+    extra = headroom_budget(budgets, guideline, float(config["ablation"]["headroom"]))
+    return shard_params(config, guideline) | extra | {"seed": stream_seed(config["seed"], f"headroom/{guideline}")}
 
 
 def shard_mem_mb(config: Mapping[str, Any], shard: str) -> int:

@@ -32,7 +32,7 @@ import numpy as np
 
 from curatornet import parts
 from curatornet.errors import InputError, check_item_indexes
-from curatornet.models.base import Queries
+from curatornet.models.base import PAPER_POOLING, Queries, pooling_parts
 from curatornet.models.features import Standardizer
 from curatornet.models.persistence import MODEL_FILE, load_weights_npz, read_model_meta
 from curatornet.registry import resolve
@@ -116,7 +116,8 @@ class NumpyModel(Protocol):
 
 
 class NumpyCuratorNet:
-    """CuratorNet's forward pass: item tower, mean+max pooling, profile head (all Dense + SELU)."""
+    """CuratorNet's forward pass: item tower, pooling (the paper's mean+max, or one of them), profile head
+    (all Dense + SELU)."""
 
     name = "curatornet"
 
@@ -124,6 +125,7 @@ class NumpyCuratorNet:
         self.tower, self.head = list(tower), list(head)
         self.standardizer = standardizer
         self.meta = dict(meta)
+        self.pools = pooling_parts(self.meta.get("hyperparameters", {}).get("pooling", PAPER_POOLING))
 
     @property
     def input_dim(self) -> int:
@@ -155,7 +157,8 @@ class NumpyCuratorNet:
             return out
 
         tower = layers("tower", standardizer.dim, tower_units)
-        head = layers("head", 2 * int(tower_units[-1]), head_units)
+        pools = pooling_parts(hyper.get("pooling", PAPER_POOLING))
+        head = layers("head", len(pools) * int(tower_units[-1]), head_units)
         return cls(tower, head, standardizer, meta)
 
     def item_vectors(
@@ -181,8 +184,11 @@ class NumpyCuratorNet:
                 None, "profiles", int(np.flatnonzero(lengths <= 0)[0]), "CuratorNet needs at least one item per profile"
             )
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        mean = np.add.reduceat(vectors, starts, axis=0) / lengths[:, None].astype(np.float32)
-        pooled = np.concatenate([mean, np.maximum.reduceat(vectors, starts, axis=0)], axis=1)
+        statistics = {
+            "mean": lambda: np.add.reduceat(vectors, starts, axis=0) / lengths[:, None].astype(np.float32),
+            "max": lambda: np.maximum.reduceat(vectors, starts, axis=0),
+        }
+        pooled = np.concatenate([statistics[name]() for name in self.pools], axis=1)
         for layer in self.head:
             pooled = layer(pooled)
         return pooled
@@ -506,6 +512,7 @@ def write_untrained_curatornet(
     head_units: Sequence[int] = (300, 200, 200),
     seed: int = 0,
     item_ids: Sequence[str] | None = None,
+    pooling: str = PAPER_POOLING,
 ) -> dict[str, Any]:
     """An untrained CuratorNet in the model-directory format, without TensorFlow.
 
@@ -527,7 +534,8 @@ def write_untrained_curatornet(
     rng = np.random.default_rng(seed)
     standardizer = Standardizer.fit(embeddings)
     weights: dict[str, np.ndarray] = {}
-    for prefix, inputs, units in (("tower", standardizer.dim, tower_units), ("head", 2 * tower_units[-1], head_units)):
+    head_inputs = len(pooling_parts(pooling)) * tower_units[-1]
+    for prefix, inputs, units in (("tower", standardizer.dim, tower_units), ("head", head_inputs, head_units)):
         for k, size in enumerate(units):
             weights[f"{prefix}_{k}/kernel"] = (rng.standard_normal((inputs, size)) / np.sqrt(inputs)).astype(np.float32)
             weights[f"{prefix}_{k}/bias"] = np.zeros(size, np.float32)
@@ -538,7 +546,7 @@ def write_untrained_curatornet(
         "l2": 0.0,
         "n_items": len(embeddings),
         "n_users": 0,
-        "hyperparameters": {"tower_units": list(tower_units), "head_units": list(head_units)},
+        "hyperparameters": {"tower_units": list(tower_units), "head_units": list(head_units), "pooling": pooling},
         "training": {"untrained": True, "seed": int(seed)},
     }
     if item_ids is not None:
