@@ -11,7 +11,7 @@ import pytest
 from curatornet import ablation, parts
 from curatornet.config import schema_defaults
 from curatornet.errors import InputError
-from curatornet.report import guidelines_answer
+from curatornet.report import _ablation_seeds_caveat, guidelines_answer
 from curatornet.sampling import SamplingData, Triples, sample_shard
 from curatornet.sampling.ablation import fill_quotas, full_set_targets, headroom_budget, leave_one_out
 from curatornet.stats import ABLATION_COLUMNS, POOLING_COLUMNS, ablation_tests
@@ -154,3 +154,10 @@ def test_the_answer_names_the_guidelines_that_matter_or_says_none_does():
     )
     answer = guidelines_answer(some)
     assert answer.startswith("Leaving out d3") and "it matters" in answer and "the other 1 make no" in answer
+
+
+def test_the_ablation_section_warns_when_one_seed_is_each_side():
+    one = _ablation_seeds_caveat({"training": {"seeds": [0]}})
+    assert "One seed" in one and "training.seeds" in one
+    three = _ablation_seeds_caveat({"training": {"seeds": [0, 1, 2]}})
+    assert "One seed" not in three and "3 seeds" in three

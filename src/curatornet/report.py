@@ -552,6 +552,7 @@ def _ablation_section(inputs: ReportInputs) -> str:
         "with the full set's selected runs before refit, which were trained the same way (on the training baskets, "
         "stopped on the validation baskets): the mean per-user difference of the test AUC (variant minus full set), "
         "paired t-test, Wilcoxon and Holm's adjustment over the guidelines.</p>"
+        + _ablation_seeds_caveat(inputs.config)
         + _table(inputs.ablation, text_columns=text)
     )
     if inputs.ablation_pooling is not None and len(inputs.ablation_pooling):
@@ -561,6 +562,19 @@ def _ablation_section(inputs: ReportInputs) -> str:
             + _table(inputs.ablation_pooling, text_columns=text)
         )
     return html
+
+
+def _ablation_seeds_caveat(config: Mapping[str, Any]) -> str:
+    """With one seed both sides of every ablation test are one training draw each: the tests cover the users,
+    not the training noise (other triples of the same budgets move a run by about as much as these differences)."""
+    seeds = len(config.get("training", {}).get("seeds", []))
+    if seeds > 1:
+        return f"<p>Both sides average each user's AUC over the {seeds} seeds.</p>"
+    return (
+        "<p><b>One seed:</b> each side is one training run, and the tests cover the test users, not the "
+        "training noise; other triples of the same budgets alone can move a run by a few hundredths. Run "
+        "several seeds (<code>training.seeds</code>) before reading a guideline's effect from this table.</p>"
+    )
 
 
 def _seeds_sentence(seeds: int, unsettled: Sequence[str]) -> str:
