@@ -92,6 +92,9 @@ def test_selection_reads_validation_auc_averaged_over_seeds(tmp_path):
     assert row["valid_auc"] == pytest.approx(0.65) and (row["valid_auc_min"], row["valid_auc_max"]) == (0.6, 0.7)
     assert row["best_seed"] == 0 and row["seeds"] == 2
     assert stats.selected_l2(selection, "vbpr", "random") is None
+    # A job that needs one selection (refit, ablation) reads only that model and sampling's runs: the same λ
+    own = [d for d in dirs if "curatornet/guidelines" in str(d)]
+    assert stats.selected_l2_among(own, "curatornet", "guidelines") == "0.001"
 
 
 def per_user_frame(rng, runs, users, seeds=(0, 1), split="test"):

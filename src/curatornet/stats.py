@@ -194,6 +194,13 @@ def select_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def selected_l2_among(model_dirs: Sequence[str | Path], model: str, sampling: str) -> str | None:
+    """The λ label :func:`select_runs` chooses for (model, sampling) from these runs alone (every λ and
+    seed of that model and sampling): what a job that needs one selection reads, so that it reruns
+    only when those runs change, not when another model's do."""
+    return selected_l2(select_runs(read_runs(model_dirs)), model, sampling)
+
+
 def selected_l2(selection: pd.DataFrame, model: str, sampling: str) -> str | None:
     """The λ label chosen on validation for (model, sampling), or None when not trained."""
     rows = selection[(selection["model"] == model) & (selection["sampling"] == sampling) & selection["selected"]]

@@ -140,11 +140,13 @@ def local_and_slurm_runs(workflow_parses, tiny_run, slurm_tiny_run):
     slurm_run = process.finish(timeout=1800)
     assert slurm_run.returncode == 0, describe(slurm_run)
     # The profile's groups: one job for the data and the PCA, one per k-means restart, one for the
-    # selection of the restart and the triplets, one per trained model, one for the map, evaluation,
-    # statistics, plots and report.
+    # selection of the restart and the triplets (the refit's too), one per trained model and per refit,
+    # one for the map, evaluation, statistics, plots and report.
     config = tiny_config()
-    n_models = sum(len(l2s) for grid in config["training"]["runs"].values() for l2s in grid.values())
-    assert len(slurm_run.slurm_jobs) == n_models + config["clusters"]["restarts"] + 3, describe(slurm_run)
+    runs = config["training"]["runs"]
+    n_models = sum(len(l2s) for grid in runs.values() for l2s in grid.values())
+    n_refits = sum(1 for grid in runs.values() for l2s in grid.values() if l2s) * len(config["training"]["seeds"])
+    assert len(slurm_run.slurm_jobs) == n_models + n_refits + config["clusters"]["restarts"] + 3, describe(slurm_run)
     print(f"\n[slurm] tiny run: SLURM {slurm_run.seconds:.0f}s with {len(slurm_run.slurm_jobs)} SLURM jobs")
     return tiny_run, cluster, slurm_run
 

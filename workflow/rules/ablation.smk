@@ -68,7 +68,8 @@ rule train_ablation:
         embeddings=rules.prepare_data.output.embedding_table,
         catalogue=rules.prepare_data.output.item_table,
         purchases=rules.prepare_data.output.purchase_table,
-        selection=rules.select_runs.output.selection,
+        # Every run its λ is selected among (not selection.csv: another model's new run reruns nothing here).
+        selection=selection_models(config["ablation"]["model"], "guidelines"),
     output:
         weights=f"results/ablation/models/{ABLATION_RUN}/weights.npz",
         standardizer=f"results/ablation/models/{ABLATION_RUN}/standardizer.npz",

@@ -149,6 +149,15 @@ def selected_candidates(wildcards):
     ]
 
 
+def selection_models(model, sampling):
+    """model.json of every run (every λ and seed) the λ of (model, sampling) is selected among."""
+    return [
+        rules.train.output.model.format(**run)
+        for run in training_runs()
+        if (run["model"], run["sampling"]) == (model, sampling)
+    ]
+
+
 def refit_inputs(wildcards):
     """A refit's triples (its triplet set drawn from every purchase before the test baskets) and the
     directories of the runs its λ is chosen among (model.json and history.csv)."""
@@ -158,6 +167,7 @@ def refit_inputs(wildcards):
         "train": rules.dedup_refit_triplets.output[f"{name}_train"],
         "runs": [rules.train.output.model.format(**run) for run in runs],
         "histories": [rules.train.output.history.format(**run) for run in runs],
+        "selection": selection_models(wildcards.model, wildcards.sampling),
     }
 
 
@@ -196,7 +206,7 @@ def refit_shard_inputs(wildcards):
     tables = {
         "inventory": rules.prepare_data.output.item_table,
         "purchases": rules.prepare_data.output.purchase_table,
-        "clusters": rules.clusters.output.cluster_items,
+        "clusters": rules.select_restart.output.assignment,
     }
     return triplet_plan.shard_inputs(wildcards.shard, tables, refit=True)
 

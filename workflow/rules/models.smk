@@ -80,7 +80,6 @@ rule refit:
         embeddings=rules.prepare_data.output.embedding_table,
         catalogue=rules.prepare_data.output.item_table,
         purchases=rules.prepare_data.output.purchase_table,
-        selection=rules.select_runs.output.selection,
     output:
         weights=f"results/models/{REFIT}/weights.npz",
         standardizer=f"results/models/{REFIT}/standardizer.npz",

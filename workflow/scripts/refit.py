@@ -1,12 +1,10 @@
 """Snakemake adapter of rule `refit`: the selected run of (model, sampling, seed) trained once more on
 every purchase before the test baskets, into results/models/{model}/{sampling}/refit/seed_{seed}/.
 
-Logic: curatornet.models.train.refit_model; the λ: curatornet.stats.selected_l2.
+Logic: curatornet.models.train.refit_model; the λ: curatornet.stats.selected_l2_among.
 """
 
 from pathlib import Path
-
-import pandas as pd
 
 from curatornet import stats
 from curatornet.logs import logged_job
@@ -19,8 +17,8 @@ def main(snakemake) -> None:
     with logged_job(snakemake.log[0]) as log:
         log.info("allocator tuning: %s", tune_allocator())
         inputs, params, wildcards = snakemake.input, snakemake.params, snakemake.wildcards
-        selection = pd.read_csv(inputs.selection, dtype={"model": str, "sampling": str, "l2": str})
-        l2 = stats.selected_l2(selection, wildcards.model, wildcards.sampling)
+        # The λ among this model and sampling's runs (every λ and seed), as select_runs chooses it.
+        l2 = stats.selected_l2_among([Path(p).parent for p in inputs.selection], wildcards.model, wildcards.sampling)
         selected = Path(inputs.runs[list(params.l2).index(l2)]).parent  # the runs are listed in params.l2's order
         log.info("λ selected on the validation baskets: %s (%s)", l2, selected)
         refit_model(

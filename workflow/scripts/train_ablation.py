@@ -1,12 +1,10 @@
 """Snakemake adapter of rule `train_ablation`: one ablation variant and seed into
 results/ablation/models/{ablation}/seed_{seed}/, at the λ selected for the model with guidelines.
 
-Logic: curatornet.models.train.train_model; the λ: curatornet.stats.selected_l2.
+Logic: curatornet.models.train.train_model; the λ: curatornet.stats.selected_l2_among.
 """
 
 from pathlib import Path
-
-import pandas as pd
 
 from curatornet import stats
 from curatornet.logs import logged_job
@@ -20,8 +18,7 @@ def main(snakemake) -> None:
         log.info("allocator tuning: %s", tune_allocator())
         inputs, params = snakemake.input, snakemake.params
         model = params.settings["model"]
-        selection = pd.read_csv(inputs.selection, dtype={"model": str, "sampling": str, "l2": str})
-        l2 = stats.selected_l2(selection, model, "guidelines")
+        l2 = stats.selected_l2_among([Path(p).parent for p in inputs.selection], model, "guidelines")
         log.info(
             "%s: λ %s, selected for %s with guidelines on the validation baskets",
             snakemake.wildcards.ablation,
