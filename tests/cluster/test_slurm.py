@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 from conftest import copy_project, tiny_config
 
+from curatornet.config import schema_defaults
+
 from .harness import HERE, REPO, SNAKEMAKE, SlurmCluster, SnakemakeRun
 
 pytestmark = pytest.mark.slurm
@@ -145,7 +147,8 @@ def local_and_slurm_runs(workflow_parses, tiny_run, slurm_tiny_run):
     config = tiny_config()
     runs = config["training"]["runs"]
     n_models = sum(len(l2s) for grid in runs.values() for l2s in grid.values())
-    n_refits = sum(1 for grid in runs.values() for l2s in grid.values() if l2s) * len(config["training"]["seeds"])
+    seeds = config["training"].get("seeds", schema_defaults()["training"]["seeds"])
+    n_refits = sum(1 for grid in runs.values() for l2s in grid.values() if l2s) * len(seeds)
     assert len(slurm_run.slurm_jobs) == n_models + n_refits + config["clusters"]["restarts"] + 3, describe(slurm_run)
     print(f"\n[slurm] tiny run: SLURM {slurm_run.seconds:.0f}s with {len(slurm_run.slurm_jobs)} SLURM jobs")
     return tiny_run, cluster, slurm_run
