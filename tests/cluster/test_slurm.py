@@ -180,7 +180,8 @@ def test_tiny_run_on_slurm_trains_the_same_models(local_and_slurm_runs):
     metrics must match exactly. Timing columns are left out."""
     local, cluster, _ = local_and_slurm_runs
     models = sorted(p.parent.relative_to(local) for p in local.glob("results/models/**/model.json"))
-    assert len(models) == 6, models  # five runs of CuratorNet and VBPR, one of the toy plugin's model
+    # five runs of CuratorNet and VBPR and one of the toy plugin's model, and the refit of each model and sampling
+    assert len(models) == 6 + 5, models
     assert sorted(p.parent.relative_to(cluster) for p in cluster.glob("results/models/**/model.json")) == models
     for model in models:
         mine, theirs = (pd.read_csv(root / model / "history.csv") for root in (cluster, local))
