@@ -11,25 +11,14 @@ from curatornet.artifacts import TRIPLETS_SCHEMA
 from curatornet.io import read_table, write_parquet, write_text
 from curatornet.logs import logged_job
 from curatornet.sampling import SamplingData, sample_shard
+from curatornet.sampling.data import read_shard_tables
 
 
 def main(snakemake) -> None:
     with logged_job(snakemake.log[0]) as log:
         inputs, settings = snakemake.input, snakemake.params.sampling
-        # The rule names the items table "inventory": Snakemake reserves "items".
-        sources = {"items": inputs.inventory}
-        sources.update({name: inputs[name] for name in ("purchases", "clusters") if name in inputs.keys()})
-
-        def table(name, columns):
-            """The input table `name` when the guideline reads it (curatornet.sampling.plan.shard_inputs)."""
-            return read_table(sources[name], required=columns) if name in sources else None
-
-        data = SamplingData.from_tables(
-            table("items", ("item", "artist_id")),
-            table("purchases", ("user", "item", "basket", "split")),
-            table("clusters", ("item", "cluster")),
-            sources=sources,
-        )
+        sources, tables = read_shard_tables(inputs)
+        data = SamplingData.from_tables(tables["items"], tables["purchases"], tables["clusters"], sources=sources)
         triples, report = sample_shard(
             data,
             settings["guideline"],

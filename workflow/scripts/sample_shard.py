@@ -7,36 +7,24 @@ import json
 from dataclasses import asdict
 
 from curatornet.artifacts import TRIPLETS_SCHEMA
-from curatornet.io import read_table, write_parquet, write_text
+from curatornet.io import write_parquet, write_text
 from curatornet.logs import logged_job
 from curatornet.sampling import SamplingData, sample_shard
-from curatornet.sampling.data import refit_view
+from curatornet.sampling.data import read_shard_tables, refit_view
 from curatornet.sampling.plan import refit_budget
 
 
 def main(snakemake) -> None:
     with logged_job(snakemake.log[0]) as log:
         inputs, settings = snakemake.input, snakemake.params.sampling
-        # The rule names the items table "inventory": Snakemake reserves "items".
-        sources = {"items": inputs.inventory}
-        sources.update({name: inputs[name] for name in ("purchases", "clusters") if name in inputs.keys()})
-
-        def table(name, columns):
-            """The input table `name` when this shard reads it (curatornet.sampling.plan.shard_inputs)."""
-            return read_table(sources[name], required=columns) if name in sources else None
-
-        purchases = table("purchases", ("user", "item", "basket", "split"))
+        sources, tables = read_shard_tables(inputs)
+        purchases = tables["purchases"]
         budget = {"train": settings["train"], "valid": settings["valid"]}
         if settings.get("refit"):  # rule sample_refit_shard: every purchase before the test baskets
             purchases, ratio = refit_view(purchases)
             budget = refit_budget(settings, ratio)
             log.info("refit: %.4f times the training purchases, budget %s", ratio, budget)
-        data = SamplingData.from_tables(
-            table("items", ("item", "artist_id")),
-            purchases,
-            table("clusters", ("item", "cluster")),
-            sources=sources,
-        )
+        data = SamplingData.from_tables(tables["items"], purchases, tables["clusters"], sources=sources)
         triples, report = sample_shard(
             data,
             settings["guideline"],

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from curatornet.artifacts import PURCHASE_SPLITS
 from curatornet.errors import InputError
+from curatornet.io import read_table
 from curatornet.sampling.arrays import offsets_from_lengths
 
 _SPLIT_RULE = "split must be one of " + ", ".join(repr(s) for s in PURCHASE_SPLITS)
@@ -268,3 +269,24 @@ def _artist_codes(column: pa.ChunkedArray) -> np.ndarray:
     unknown = codes < 0
     codes[unknown] = len(uniques) + np.arange(int(unknown.sum()))
     return codes.astype(np.int32)
+
+
+#: The tables a shard job may read, with the columns it needs (curatornet.sampling.plan.shard_inputs).
+SHARD_TABLE_COLUMNS = {
+    "items": ("item", "artist_id"),
+    "purchases": ("user", "item", "basket", "split"),
+    "clusters": ("item", "cluster"),
+}
+
+
+def read_shard_tables(inputs) -> tuple[dict[str, str], dict[str, pa.Table | None]]:
+    """A shard job's input paths and tables: each of SHARD_TABLE_COLUMNS the job was given (None when its
+    guideline reads no such table). ``inputs``: the job's named inputs, the items table named
+    ``inventory`` (Snakemake reserves ``items``)."""
+    sources = {"items": inputs["inventory"]}
+    sources.update({name: inputs[name] for name in ("purchases", "clusters") if name in inputs.keys()})
+    tables = {
+        name: read_table(sources[name], required=columns) if name in sources else None
+        for name, columns in SHARD_TABLE_COLUMNS.items()
+    }
+    return sources, tables
