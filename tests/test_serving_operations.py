@@ -198,6 +198,10 @@ def test_a_held_lock_answers_503_with_retry_after(world, tmp_path):
             with ThreadPoolExecutor(2) as pool:
                 put = pool.submit(exchange, "PUT", f"{url}/items/locked", new, timeout=20)
                 delete = pool.submit(exchange, "DELETE", f"{url}/items/{inventory(data)[0]}", timeout=20)
+                time.sleep(0.5)  # both changes are waiting for the lock (5 s) by now
+                # ...and the service goes on answering reads meanwhile: no request waits for a lock on its loop.
+                assert call("POST", f"{url}/recommendations", {"items": inventory(data)[:2]})[0] == 200
+                assert not put.done() and not delete.done()
                 answers = [put.result(), delete.result()]
             for status, headers, payload in answers:
                 assert status == 503 and headers["retry-after"].isdigit(), (status, payload)

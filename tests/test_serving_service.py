@@ -26,7 +26,7 @@ from curatornet.errors import InputError
 from curatornet.models.base import Queries
 from curatornet.serving.data import load_data
 from curatornet.serving.models import load_numpy_scorer, write_untrained_curatornet
-from curatornet.serving.recommender import Recommender
+from curatornet.serving.recommender import Recommender, WouldWait
 from curatornet.serving.topk import batch_top_k, load_batch_scorer
 
 
@@ -354,6 +354,35 @@ def test_parallel_writers_leave_a_consistent_database(world, service, tmp_path):
     served = {r.item_id for r in again.recommend_for_items([inventory[0]], 1000)}
     assert served == expected - {inventory[0]}
     again.close()
+
+
+def test_a_change_asked_not_to_wait_changes_nothing_while_a_lock_is_held(world, tmp_path):
+    root, data_dir, data = world
+    recommender = Recommender(root / "model", data_dir, tmp_path / "catalogue.sqlite")
+    item = [data.item_ids[i] for i in data.inventory()][0]
+    embedding = (data.embeddings[3] + 0.01).tolist()
+    size = recommender.catalogue_size()
+    try:
+        # Another process's writer holds the database: refused at once, not after lock_wait.
+        holder = sqlite3.connect(recommender.db_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(WouldWait):
+            recommender.add_item("new", embedding, wait=False)
+        with pytest.raises(WouldWait):
+            recommender.remove_item(item, wait=False)
+        holder.execute("ROLLBACK")
+        holder.close()
+        # Another change (or a reload) holds the write lock.
+        with recommender._write_lock, pytest.raises(WouldWait):
+            recommender.add_item("new", embedding, wait=False)
+        assert recommender.catalogue_size() == size and recommender.snapshot().find("new") is None
+        assert recommender.store.changes().added == [] and recommender.store.changes().removed == []
+        # Nothing held: the same calls go through.
+        assert recommender.add_item("new", embedding, wait=False) == size + 1
+        assert recommender.remove_item(item, wait=False) == size
+        assert [a.item_id for a in recommender.store.changes().added] == ["new"]
+    finally:
+        recommender.close()
 
 
 def test_a_database_of_another_catalogue_is_refused(world, tmp_path):

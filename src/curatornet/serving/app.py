@@ -12,10 +12,12 @@ and the body size before anything is parsed; the types of a body are strict
 (``k`` an integer, ``one_of_a_kind`` a boolean: no ``"5"``, no ``true`` for 1).
 
 Reads of a catalogue of up to :data:`INLINE_WORK` vector entries run on the
-event loop, where they cost less than a thread switch; larger ones, VBPR's
-fold-in and every change (a database commit) run in FastAPI's thread pool, so
-that they never hold up the loop. NumPy releases the interpreter lock during
-the matrix products.
+event loop, where they cost less than a thread switch; larger ones and VBPR's
+fold-in run in FastAPI's thread pool, so that they never hold up the loop.
+Changes to such a catalogue run on the loop too (one database commit) unless a
+lock is held, by another change, a reload or another process: then they go to
+the thread pool, where they wait at most ``lock_wait`` seconds. NumPy releases
+the interpreter lock during the matrix products.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from curatornet.errors import InputError
 from curatornet.serving.gate import Gate, GateSettings
 from curatornet.serving.metrics import CONTENT_TYPE, ServiceMetrics
 from curatornet.serving.models import NumpyVBPR
-from curatornet.serving.recommender import MAX_K, MAX_PROFILE, Recommender, ServiceError
+from curatornet.serving.recommender import MAX_K, MAX_PROFILE, Recommender, ServiceError, WouldWait
 from curatornet.serving.responses import error_detail, error_responses
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,18 @@ def create_app(recommender: Recommender, settings: GateSettings | None = None) -
             return function(*args)
         return await run_in_threadpool(function, *args)
 
+    async def change(function, *args):
+        # On the event loop when no lock is held: a change handed to a worker thread waits for
+        # the loop twice (to start, to answer), behind every queued read, which under load
+        # made writes the slowest requests. A change that would wait goes to a thread, so the
+        # loop never waits for a lock.
+        if light(recommender.snapshot()):
+            try:
+                return function(*args, wait=False)
+            except WouldWait:
+                pass
+        return await run_in_threadpool(function, *args)
+
     # ------------------------------------------------------------------ errors
 
     @app.exception_handler(RequestValidationError)
@@ -290,7 +304,7 @@ def create_app(recommender: Recommender, settings: GateSettings | None = None) -
     ) -> JSONResponse:
         """A candidate from the very next request on, without retraining; kept across restarts."""
         args = (item_id, item.embedding, item.artist_id, item.one_of_a_kind)
-        size = await run_in_threadpool(recommender.add_item, *args)
+        size = await change(recommender.add_item, *args)
         return JSONResponse({"item_id": item_id, "catalogue_size": size}, status_code=201)
 
     @app.delete(
@@ -302,7 +316,7 @@ def create_app(recommender: Recommender, settings: GateSettings | None = None) -
     )
     async def remove_item(item_id: Annotated[Text, PathParam(min_length=1)]) -> JSONResponse:
         """Never recommended again (it may still appear in profiles); kept across restarts."""
-        size = await run_in_threadpool(recommender.remove_item, item_id)
+        size = await change(recommender.remove_item, item_id)
         return JSONResponse({"item_id": item_id, "catalogue_size": size})
 
     @app.post(

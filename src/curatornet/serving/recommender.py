@@ -12,7 +12,10 @@ norms, and the catalogue. Snapshots are never changed; a change builds the
 next one and publishes it with a single reference assignment, so a request
 sees an item completely or not at all, and never a catalogue flag without
 its vector. Changes are serialised by one lock, which a change waits for at
-most ``lock_wait`` seconds (then: 503).
+most ``lock_wait`` seconds (then: 503). A change asked not to wait
+(``wait=False``) raises :class:`WouldWait` instead of waiting for that lock or
+the database's, having changed nothing: the service tries a change on its
+event loop that way and hands it to a worker thread only when it would wait.
 
 **Reloading.** :meth:`Recommender.reload` loads the model now selected (a
 retrained run, say), computes the vectors of every item with it, re-applies
@@ -74,6 +77,10 @@ class ServiceError(Exception):
         super().__init__(f"{field}: {problem} (value: {value!r})")
         self.status, self.field, self.value, self.problem = status, field, value, problem
         self.headers = headers or {}
+
+
+class WouldWait(Exception):
+    """A change asked not to wait found the write lock or the database's lock held; nothing changed."""
 
 
 @dataclass(frozen=True)
@@ -447,12 +454,21 @@ class Recommender:
     # ------------------------------------------------------------------ changes
 
     @contextmanager
-    def _changing(self) -> Iterator[float]:
-        """The write lock, waited for at most ``lock_wait`` s; yields the deadline for the database."""
+    def _changing(self, wait: bool) -> Iterator[float]:
+        """The write lock, waited for at most ``lock_wait`` s (not at all unless ``wait``: then
+        :class:`WouldWait`); yields the deadline for the database."""
         if self.read_only:
             raise ServiceError(
                 403, "read_only", True, "the service was started with --read-only: the catalogue cannot change"
             )
+        if not wait:
+            if not self._write_lock.acquire(blocking=False):
+                raise WouldWait()
+            try:
+                yield time.monotonic()  # the database's lock is not waited for either
+            finally:
+                self._write_lock.release()
+            return
         deadline = time.monotonic() + self.lock_wait
         if not self._write_lock.acquire(timeout=self.lock_wait):
             raise ServiceError(
@@ -467,11 +483,13 @@ class Recommender:
         finally:
             self._write_lock.release()
 
-    def _record(self, action: Callable, *args: Any, deadline: float) -> None:
+    def _record(self, action: Callable, *args: Any, deadline: float, wait: bool) -> None:
         """A change in the database, its failures as the HTTP statuses a client can act on."""
         try:
             action(*args, deadline=deadline)
         except StoreError as exc:
+            if exc.kind == "busy" and not wait:
+                raise WouldWait() from exc
             log.warning("change not recorded: %s", exc)
             if exc.kind == "busy":
                 raise ServiceError(
@@ -488,9 +506,15 @@ class Recommender:
             raise ServiceError(503, "database", "failed", f"the change was not recorded: {exc.detail}") from exc
 
     def add_item(
-        self, item_id: str, embedding: Sequence[float], artist_id: str | None = None, one_of_a_kind: bool = True
+        self,
+        item_id: str,
+        embedding: Sequence[float],
+        artist_id: str | None = None,
+        one_of_a_kind: bool = True,
+        wait: bool = True,
     ) -> int:
-        """A new upload: a candidate from the next request on. Returns the catalogue size."""
+        """A new upload: a candidate from the next request on. Returns the catalogue size.
+        ``wait=False``: :class:`WouldWait` rather than wait for a lock (see the module docstring)."""
         values = np.asarray(embedding, dtype=np.float64).reshape(-1)
         if len(values) != self.embedding_dim:
             raise ServiceError(422, "embedding", len(values), f"expected {self.embedding_dim} values (its length)")
@@ -501,7 +525,7 @@ class Recommender:
             raise ServiceError(
                 422, f"embedding.{bad}", str(values[bad]), "values must be finite numbers within ±3.4e38 (float32)"
             )
-        with self._changing() as deadline:
+        with self._changing(wait) as deadline:
             state = self._state
             position = state.position.get(item_id)
             if position is not None:
@@ -512,16 +536,18 @@ class Recommender:
             if refused is not None:
                 raise ServiceError(422, "embedding", *refused)
             try:
-                self._record(self.store.add_item, item_id, artist_id, one_of_a_kind, vector, deadline=deadline)
+                record = (item_id, artist_id, one_of_a_kind, vector)
+                self._record(self.store.add_item, *record, deadline=deadline, wait=wait)
             except AlreadyExists as exc:
                 raise ServiceError(409, "item_id", item_id, "an item with this id is already in the database") from exc
             state.add(item_id, artist_id, item_vector)
             self._snapshot = state.snapshot()
             return self._snapshot.size
 
-    def remove_item(self, item_id: str) -> int:
-        """Sold or withdrawn: never recommended again. Returns the catalogue size."""
-        with self._changing() as deadline:
+    def remove_item(self, item_id: str, wait: bool = True) -> int:
+        """Sold or withdrawn: never recommended again. Returns the catalogue size. ``wait``: as for
+        :meth:`add_item`."""
+        with self._changing(wait) as deadline:
             state = self._state
             position = state.position.get(item_id)
             if position is None:
@@ -529,7 +555,7 @@ class Recommender:
             if not state.active[position]:
                 raise ServiceError(404, "item_id", item_id, "the item is not in the catalogue (sold or removed)")
             try:
-                self._record(self.store.remove_item, item_id, deadline=deadline)
+                self._record(self.store.remove_item, item_id, deadline=deadline, wait=wait)
             except AlreadyExists as exc:
                 raise ServiceError(404, "item_id", item_id, "the item was already removed") from exc
             state.remove(position)
