@@ -154,6 +154,31 @@ def test_changing_one_guideline_budget_reruns_only_its_shard_and_downstream(tiny
 
 
 @pytest.mark.slow
+def test_max_profile_reruns_only_the_shards_whose_profiles_it_cuts(tiny_run, tmp_path):
+    from curatornet import parts
+
+    config = tiny_config()
+    assert config["sampling"]["max_profile"] is None
+    config["sampling"]["max_profile"] = 3
+    jobs = dry_run(tiny_run, config, tmp_path)
+    # Single-item profiles (D5, D6, the toy guideline) and the profile-free bpr shard do not depend on it.
+    cut = {name for name in parts.shard_names() if not parts.shard(name).single_item_profiles}
+    assert "bpr" not in cut and {"d5_single_item", "d6_same_artist"}.isdisjoint(cut)
+    assert {w for rule, w in jobs if rule == "sample_shard"} == {f"shard={name}" for name in cut}, jobs
+    assert {w for rule, w in jobs if rule == "sample_refit_shard"} == {f"shard={name}" for name in cut}, jobs
+    for upstream in ("prepare_data", "kmeans_restart", "select_restart", "cases", "evaluate_baseline"):
+        assert upstream not in {rule for rule, _ in jobs}, f"{upstream} would rerun: {jobs}"
+
+
+def test_the_random_shards_draw_the_sum_of_the_guideline_budgets(tiny_run):
+    dedup = pd.read_csv(tiny_run / "results/triplets/dedup.csv").set_index(["guideline", "split"])["before"]
+    budgets = tiny_config()["sampling"]["budgets"]
+    for split in ("train", "valid"):
+        total = sum(int(budget[split]) for budget in budgets.values())
+        assert dedup[("random", split)] == total and dedup[("bpr", split)] == total
+
+
+@pytest.mark.slow
 def test_adding_a_restart_runs_one_restart_job_and_keeps_the_others(tiny_run, tmp_path):
     config = tiny_config()
     restarts = config["clusters"]["restarts"]
