@@ -20,6 +20,8 @@ import pytest
 import yaml
 from conftest import REPO, TOY_OVERLAY, copy_project, snakemake, tiny_config
 
+from curatornet import parts
+
 
 def planned(output: str) -> Counter:
     """(rule, wildcards) of every job a dry run lists, e.g. ("plot", "figure=example")."""
@@ -155,8 +157,6 @@ def test_changing_one_guideline_budget_reruns_only_its_shard_and_downstream(tiny
 
 @pytest.mark.slow
 def test_max_profile_reruns_only_the_shards_whose_profiles_it_cuts(tiny_run, tmp_path):
-    from curatornet import parts
-
     config = tiny_config()
     assert config["sampling"]["max_profile"] is None
     config["sampling"]["max_profile"] = 3
@@ -170,6 +170,7 @@ def test_max_profile_reruns_only_the_shards_whose_profiles_it_cuts(tiny_run, tmp
         assert upstream not in {rule for rule, _ in jobs}, f"{upstream} would rerun: {jobs}"
 
 
+@pytest.mark.slow
 def test_the_random_shards_draw_the_sum_of_the_guideline_budgets(tiny_run):
     dedup = pd.read_csv(tiny_run / "results/triplets/dedup.csv").set_index(["guideline", "split"])["before"]
     budgets = tiny_config()["sampling"]["budgets"]
