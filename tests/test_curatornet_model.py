@@ -120,3 +120,58 @@ def test_scorer_matches_network_and_save_load(tmp_path):
     restored = load_scorer(tmp_path, embeddings)
     assert restored.name == "curatornet"
     np.testing.assert_array_equal(restored.score(queries, items), scores)
+
+
+def test_training_margins_with_the_stored_transpose_equal_the_scores_and_their_gradients(features):
+    model = small_model(seed=2)
+    values, rows = tf.constant([1, 2, 3, 4, 4, 9], tf.int32), tf.constant([0, 0, 1, 1, 2, 2], tf.int32)
+    pos, neg = tf.constant([5, 6, 7, 1], tf.int32), tf.constant([1, 7, 8, 30], tf.int32)
+    profile_rows = tf.constant([0, 1, 2, 2], tf.int32)
+    features_t = tf.constant(np.ascontiguousarray(features.numpy().T))
+    results = []
+    for path in ("scores", "margins"):
+        with tf.GradientTape() as tape:
+            if path == "scores":
+                x_ui, x_uj = model.triple_scores(features, values, rows, pos, neg, "catalogue", profile_rows)
+                margin = x_ui - x_uj
+            else:
+                margin = model.triple_margins(features, values, rows, pos, neg, "catalogue", profile_rows, features_t)
+            loss = model.margin_loss(margin, 0.01)
+        results.append((margin.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
+    for g, h in zip(results[1][1], results[0][1]):
+        assert np.abs(g).max() > 0
+        np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-6)
+
+
+def test_trainer_validation_reads_its_current_weights():
+    from curatornet.models.curatornet import CuratorNetTrainer
+    from curatornet.sampling.triples import Triples
+
+    rng = np.random.default_rng(3)
+    embeddings = rng.standard_normal((30, DIM)).astype(np.float32)
+    standardizer = Standardizer.fit(embeddings)
+    trainer = CuratorNetTrainer(small_model(seed=5), standardizer, embeddings, 0.0, 0.05, item_mode="catalogue")
+    profiles = [[1, 2], [3], [1, 2], [4, 5, 6], [3]]
+    valid = Triples.from_lists(profiles, [7, 8, 9, 10, 11], [12, 13, 14, 15, 16])
+    train = Triples.from_lists(profiles, [12, 13, 14, 15, 16], [7, 8, 9, 10, 11])
+
+    def expected_accuracy() -> float:
+        # Every triple scored alone by a scorer that computes everything afresh.
+        plain = CuratorNetScorer(trainer.model, standardizer, embeddings)
+        right = [
+            plain.score(Queries(np.array([-1]), [np.asarray(profile)]), np.array([p, n]))[0]
+            for profile, p, n in zip(profiles, valid.positive, valid.negative)
+        ]
+        return float(np.mean([s[0] > s[1] for s in right]))
+
+    queries = Queries(np.array([-1, -1]), [np.array([1, 2]), np.array([4, 5, 6])])
+    accuracies = []
+    for _ in range(3):
+        plain = CuratorNetScorer(trainer.model, standardizer, embeddings).score(queries, np.arange(30))
+        np.testing.assert_allclose(trainer.scorer().score(queries, np.arange(30)), plain, rtol=1e-5, atol=1e-6)
+        accuracies.append(trainer.pairwise_accuracy(valid))
+        assert accuracies[-1] == expected_accuracy()
+        for _ in range(5):  # steps that reverse the validation preferences
+            trainer.train_step(train.batch(np.arange(len(train)), distinct_profiles=True))
+    assert accuracies[0] > accuracies[-1]

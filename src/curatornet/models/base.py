@@ -82,7 +82,8 @@ class Trainer(Protocol):
     def pairwise_accuracy(self, data: Triples) -> float: ...
 
     def scorer(self) -> Scorer:
-        """A scorer of the current weights (validation during training)."""
+        """A scorer of the current weights (validation during training); it may hold a snapshot of
+        them, so ask again after a step."""
         ...
 
     def get_weights(self) -> dict[str, np.ndarray]: ...

@@ -82,12 +82,27 @@ class CuratorNet(keras.Model):
     def output_dim(self) -> int:
         return self.tower_units[-1]
 
-    def item_vectors(self, features: tf.Tensor) -> tf.Tensor:
-        """Φ(f_i) for rows of standardised embeddings: (n, input_dim) -> (n, output_dim)."""
-        h = features
-        for layer in self.tower:
+    def item_vectors(self, features: tf.Tensor, features_t: tf.Tensor | None = None) -> tf.Tensor:
+        """Φ(f_i) for rows of standardised embeddings: (n, input_dim) -> (n, output_dim).
+
+        ``features_t``, the transpose of a constant ``features`` stored as its own
+        array, gives the first kernel's gradient Fᵀ·dH as a plain product: the same
+        product with a transposed operand runs at about 60% of the matmul rate.
+        """
+        h = features if features_t is None else self._first_layer_on_constant(features, features_t)
+        for layer in self.tower[0 if features_t is None else 1 :]:
             h = layer(h)
         return h
+
+    def _first_layer_on_constant(self, features: tf.Tensor, features_t: tf.Tensor) -> tf.Tensor:
+        layer = self.tower[0]
+
+        @tf.custom_gradient
+        def product(kernel):
+            # features is a constant: the kernel's gradient is the only one wanted.
+            return tf.matmul(features, kernel), lambda upstream: tf.matmul(features_t, upstream)
+
+        return layer.activation(product(layer.kernel.value) + layer.bias.value)
 
     def profile_vectors(self, value_vectors: tf.Tensor, row_ids: tf.Tensor) -> tf.Tensor:
         """Φ(P_u) from the tower outputs of the profiles' items.
@@ -118,8 +133,33 @@ class CuratorNet(keras.Model):
         says which profile each triple uses (None: triple i uses profile i),
         so a profile shared by many triples is pooled once.
         """
+        profile, hp, hn = self._batch_vectors(features, values, row_ids, positive, negative, item_mode, profile_rows)
+        return tf.reduce_sum(profile * hp, axis=1), tf.reduce_sum(profile * hn, axis=1)
+
+    def triple_margins(
+        self,
+        features: tf.Tensor,
+        values: tf.Tensor,
+        row_ids: tf.Tensor,
+        positive: tf.Tensor,
+        negative: tf.Tensor,
+        item_mode: str = "unique",
+        profile_rows: tf.Tensor | None = None,
+        features_t: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """x_ui − x_uj = Φ(P_u)·(Φ(f_i) − Φ(f_j)), what the loss reads: one product per triple, not two.
+
+        Arguments as in :meth:`triple_scores`; ``features_t`` as in :meth:`item_vectors` (catalogue mode).
+        """
+        profile, hp, hn = self._batch_vectors(
+            features, values, row_ids, positive, negative, item_mode, profile_rows, features_t
+        )
+        return tf.reduce_sum(profile * (hp - hn), axis=1)
+
+    def _batch_vectors(self, features, values, row_ids, positive, negative, item_mode, profile_rows, features_t=None):
+        """Φ(P_u) of each triple's profile and Φ of its positive and negative item."""
         if item_mode == "catalogue":
-            h = self.item_vectors(features)
+            h = self.item_vectors(features, features_t)
             hp, hn, hv = tf.gather(h, positive), tf.gather(h, negative), tf.gather(h, values)
         else:
             # The tower runs once per distinct item, whatever role the item plays.
@@ -130,7 +170,7 @@ class CuratorNet(keras.Model):
         profile = self.profile_vectors(hv, row_ids)
         if profile_rows is not None:
             profile = tf.gather(profile, profile_rows)
-        return tf.reduce_sum(profile * hp, axis=1), tf.reduce_sum(profile * hn, axis=1)
+        return profile, hp, hn
 
     def padded_triple_scores(
         self, features: tf.Tensor, profiles: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor
@@ -151,8 +191,11 @@ class CuratorNet(keras.Model):
         return tf.add_n([tf.reduce_sum(tf.square(layer.kernel)) for layer in self.tower + self.head])
 
     def bpr_loss(self, x_ui: tf.Tensor, x_uj: tf.Tensor, l2: float) -> tf.Tensor:
+        return self.margin_loss(x_ui - x_uj, l2)
+
+    def margin_loss(self, margin: tf.Tensor, l2: float) -> tf.Tensor:
         # Sigmoid cross-entropy with label 1 of the margin is softplus(-margin).
-        return tf.reduce_mean(tf.nn.softplus(x_uj - x_ui)) + l2 * self.regularization()
+        return tf.reduce_mean(tf.nn.softplus(-margin)) + l2 * self.regularization()
 
     # ---- weights as plain arrays (portable .npz, no training data needed)
 
@@ -191,42 +234,79 @@ class CuratorNetTrainer(KerasTrainer):
         self.l2 = float(l2)
         self.standardizer = standardizer
         self.embeddings = embeddings
-        # Kept as a constant on the device: batches send item indexes only.
-        self.features = tf.constant(standardizer.transform(embeddings, source="embeddings"))
+        self._features = standardizer.transform(embeddings, source="embeddings")
+        # Kept as constants on the device: batches send item indexes only.
+        self.features = tf.constant(self._features)
+        self.features_t = tf.constant(np.ascontiguousarray(self._features.T)) if item_mode == "catalogue" else None
         self._step = tf.function(self._train_step, input_signature=[INDEX_SPEC] * 5)
-        self._catalogue = tf.function(lambda: model.item_vectors(self.features))
+        self._compiled_catalogue = tf.function(lambda: model.item_vectors(self.features))
+        self._weights_version = 0  # counts weight changes: a check's scorer and accuracy share one catalogue pass
+        self._catalogue_cache: tuple[int, tf.Tensor] | None = None
         vectors = tf.TensorSpec([None, model.output_dim], tf.float32)
-        self._margins = tf.function(self._eval_margins, input_signature=[vectors] + [INDEX_SPEC] * 5)
+        self._profiles = tf.function(
+            lambda h, values, row_ids: model.profile_vectors(tf.gather(h, values), row_ids),
+            input_signature=[vectors, INDEX_SPEC, INDEX_SPEC],
+        )
+        self._count_right = tf.function(self._count_right_order, input_signature=[vectors, vectors] + [INDEX_SPEC] * 3)
+        self._layout: tuple[Triples, tuple[tf.Tensor, ...]] | None = None
 
     def _train_step(self, values, row_ids, positive, negative, profile_rows):
         with tf.GradientTape() as tape:
-            x_ui, x_uj = self.model.triple_scores(
-                self.features, values, row_ids, positive, negative, self.item_mode, profile_rows
+            margin = self.model.triple_margins(
+                self.features, values, row_ids, positive, negative, self.item_mode, profile_rows, self.features_t
             )
-            loss = self.model.bpr_loss(x_ui, x_uj, self.l2)
+            loss = self.model.margin_loss(margin, self.l2)
         self.minimise(tape, loss)
         return loss
 
     def train_step(self, batch: Batch) -> float:
+        self._weights_version += 1
         return float(self._step(batch.values, batch.row_ids, batch.positive, batch.negative, batch.triple_profiles))
 
-    def _eval_margins(self, item_vectors, values, row_ids, positive, negative, profile_rows):
-        profile = tf.gather(self.model.profile_vectors(tf.gather(item_vectors, values), row_ids), profile_rows)
-        return tf.reduce_sum(profile * (tf.gather(item_vectors, positive) - tf.gather(item_vectors, negative)), axis=1)
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        self._weights_version += 1
+        super().set_weights(weights)
 
-    def pairwise_accuracy(self, data: Triples, batch_size: int = 16384) -> float:
-        """Share of triples with x_ui > x_uj (the tower runs once over the catalogue)."""
+    def _catalogue(self) -> tf.Tensor:
+        """Φ(f_i) of every item with the current weights."""
+        if self._catalogue_cache is None or self._catalogue_cache[0] != self._weights_version:
+            self._catalogue_cache = (self._weights_version, self._compiled_catalogue())
+        return self._catalogue_cache[1]
+
+    @staticmethod
+    def _count_right_order(item_vectors, profiles, positive, negative, profile_rows):
+        delta = tf.gather(item_vectors, positive) - tf.gather(item_vectors, negative)
+        margins = tf.reduce_sum(tf.gather(profiles, profile_rows) * delta, axis=1)
+        return tf.reduce_sum(tf.cast(margins > 0, tf.int64))
+
+    def pairwise_accuracy(self, data: Triples, batch_size: int = 65536) -> float:
+        """Share of triples with x_ui > x_uj.
+
+        The tower runs once over the catalogue and the head once per distinct
+        profile of ``data``; the layout of ``data``'s distinct profiles is built
+        once and kept for the next call with the same triples (every check reads
+        the same validation triples).
+        """
+        if self._layout is None or self._layout[0] is not data:
+            whole = data.batch(np.arange(len(data)), distinct_profiles=True)
+            parts = (whole.values, whole.row_ids, whole.positive, whole.negative, whole.triple_profiles)
+            self._layout = (data, tuple(tf.constant(part) for part in parts))
+        values, row_ids, positive, negative, profile_rows = self._layout[1]
         vectors = self._catalogue()
+        profiles = self._profiles(vectors, values, row_ids)
         right = 0
         for start in range(0, len(data), batch_size):
-            b = data.batch(np.arange(start, min(start + batch_size, len(data))), distinct_profiles=True)
-            margins = self._margins(vectors, b.values, b.row_ids, b.positive, b.negative, b.triple_profiles)
-            right += int(tf.reduce_sum(tf.cast(margins > 0, tf.int32)))
+            rows = slice(start, start + batch_size)
+            right += int(self._count_right(vectors, profiles, positive[rows], negative[rows], profile_rows[rows]))
         return right / len(data)
 
     def scorer(self) -> CuratorNetScorer:
-        """A scorer reading the current weights (the model is shared, not copied)."""
-        return CuratorNetScorer(self.model, self.standardizer, self.embeddings)
+        """A scorer of the current weights: a snapshot of the catalogue's Φ(f_i) (ask again after a step)
+        with the model's head."""
+        vectors = self._catalogue().numpy()
+        return CuratorNetScorer(
+            self.model, self.standardizer, self.embeddings, features=self._features, catalogue=vectors
+        )
 
 
 class CuratorNetScorer:
@@ -239,9 +319,20 @@ class CuratorNetScorer:
 
     name = "curatornet"
 
-    def __init__(self, model: CuratorNet, standardizer: Standardizer, embeddings: np.ndarray, chunk: int = 8192):
+    def __init__(
+        self,
+        model: CuratorNet,
+        standardizer: Standardizer,
+        embeddings: np.ndarray,
+        chunk: int = 8192,
+        features: np.ndarray | None = None,
+        catalogue: np.ndarray | None = None,
+    ):
+        """``features``: ``embeddings`` already standardised; ``catalogue``: Φ(f_i) of every item
+        already computed with the model's current weights (a trainer's snapshot)."""
         self.model = model
-        self.features = standardizer.transform(embeddings, source="embeddings")
+        self.features = standardizer.transform(embeddings, source="embeddings") if features is None else features
+        self.catalogue = catalogue
         self.chunk = chunk
 
     @classmethod
@@ -260,6 +351,8 @@ class CuratorNetScorer:
     def item_vectors(self, items: np.ndarray) -> np.ndarray:
         """Φ(f_i) of the given items, (m, output_dim)."""
         items = self._check(items, "items")
+        if self.catalogue is not None:
+            return self.catalogue[items]
         parts = [
             self.model.item_vectors(tf.constant(self.features[items[s : s + self.chunk]])).numpy()
             for s in range(0, len(items), self.chunk)

@@ -148,7 +148,8 @@ class VBPRTrainer(KerasTrainer):
         self.item_mode = item_mode
         self.standardizer = standardizer
         self.embeddings = embeddings
-        self.features = tf.constant(standardizer.transform(embeddings, source="embeddings"))
+        self._features = standardizer.transform(embeddings, source="embeddings")
+        self.features = tf.constant(self._features)
         self._step = tf.function(self._train_step, input_signature=[INDEX_SPEC] * 3)
         self._margin = tf.function(
             lambda u, i, j: model.margins(self.features, u, i, j, item_mode)[0], input_signature=[INDEX_SPEC] * 3
@@ -166,7 +167,7 @@ class VBPRTrainer(KerasTrainer):
 
     def pairwise_accuracy(self, data: Triples, batch_size: int = 65536) -> float:
         """Share of triples with x_ui > x_uj; users unknown to the model get the item-side terms only."""
-        features = self.features.numpy()
+        features = self._features
         right = 0
         for start in range(0, len(data), batch_size):
             rows = slice(start, start + batch_size)
@@ -184,7 +185,7 @@ class VBPRTrainer(KerasTrainer):
 
     def scorer(self) -> VBPRScorer:
         """A scorer reading the current weights (the model is shared, not copied)."""
-        return VBPRScorer(self.model, self.standardizer, self.embeddings)
+        return VBPRScorer(self.model, self.standardizer, self.embeddings, features=self._features)
 
 
 def item_side_scores(model: VBPR, features: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -209,9 +210,12 @@ class VBPRScorer:
 
     name = "vbpr"
 
-    def __init__(self, model: VBPR, standardizer: Standardizer, embeddings: np.ndarray):
+    def __init__(
+        self, model: VBPR, standardizer: Standardizer, embeddings: np.ndarray, features: np.ndarray | None = None
+    ):
+        """``features``: ``embeddings`` already standardised (a trainer's copy)."""
         self.model = model
-        self.features = standardizer.transform(embeddings, source="embeddings")
+        self.features = standardizer.transform(embeddings, source="embeddings") if features is None else features
 
     @classmethod
     def load(cls, model_dir: str | Path, embeddings: np.ndarray) -> VBPRScorer:
