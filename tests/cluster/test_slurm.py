@@ -172,8 +172,8 @@ TIMING_COLUMNS = ("seconds", "triples_per_second")
 @pytest.mark.slow
 def test_tiny_run_on_slurm_trains_the_same_models(local_and_slurm_runs):
     """Training runs TensorFlow in a separate process on each side, with the
-    same seed and thread count (set-threads in both profiles). On one machine that has
-    given bit-identical weights in our runs, but TensorFlow does not promise
+    same seed (set-threads: one thread a job locally, two on SLURM). On one machine that
+    has given bit-identical weights in our runs, whatever the thread count, but TensorFlow does not promise
     bit-identical float reductions across processes or CPUs (SLURM may place
     the job on other cores), so weights, losses and the evaluation summary are
     compared with a tight tolerance instead; the set of models, checks and
