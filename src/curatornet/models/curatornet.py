@@ -10,7 +10,9 @@ x_ui - x_uj with label 1 plus λ times the squared norm of the weight matrices.
 Speed: a batch runs the tower once per *distinct* item among its positives,
 negatives and profile items (or once over the catalogue when a batch touches
 nearly all of it), and profiles are ragged (flat values + row ids), so there
-is no padding slot at all: pooling sees real profile items only.
+is no padding slot at all: pooling sees real profile items only. Training reads
+the margin x_ui − x_uj directly, and over the catalogue the first kernel's
+gradient comes from a stored transpose of the features.
 """
 
 from __future__ import annotations
