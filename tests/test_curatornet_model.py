@@ -135,7 +135,8 @@ def test_training_margins_with_the_stored_transpose_equal_the_scores_and_their_g
                 x_ui, x_uj = model.triple_scores(features, values, rows, pos, neg, "catalogue", profile_rows)
                 margin = x_ui - x_uj
             else:
-                margin = model.triple_margins(features, values, rows, pos, neg, "catalogue", profile_rows, features_t)
+                batch = (features, values, rows, pos, neg, "catalogue", profile_rows)
+                margin = model.triple_margins(*batch, features_t=features_t)
             loss = model.margin_loss(margin, 0.01)
         results.append((margin.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)

@@ -138,27 +138,17 @@ class CuratorNet(keras.Model):
         profile, hp, hn = self._batch_vectors(features, values, row_ids, positive, negative, item_mode, profile_rows)
         return tf.reduce_sum(profile * hp, axis=1), tf.reduce_sum(profile * hn, axis=1)
 
-    def triple_margins(
-        self,
-        features: tf.Tensor,
-        values: tf.Tensor,
-        row_ids: tf.Tensor,
-        positive: tf.Tensor,
-        negative: tf.Tensor,
-        item_mode: str = "unique",
-        profile_rows: tf.Tensor | None = None,
-        features_t: tf.Tensor | None = None,
-    ) -> tf.Tensor:
+    def triple_margins(self, *batch: Any, features_t: tf.Tensor | None = None) -> tf.Tensor:
         """x_ui − x_uj = Φ(P_u)·(Φ(f_i) − Φ(f_j)), what the loss reads: one product per triple, not two.
 
-        Arguments as in :meth:`triple_scores`; ``features_t`` as in :meth:`item_vectors` (catalogue mode).
+        ``batch``: the arguments of :meth:`triple_scores`; ``features_t`` as in :meth:`item_vectors`.
         """
-        profile, hp, hn = self._batch_vectors(
-            features, values, row_ids, positive, negative, item_mode, profile_rows, features_t
-        )
+        profile, hp, hn = self._batch_vectors(*batch, features_t=features_t)
         return tf.reduce_sum(profile * (hp - hn), axis=1)
 
-    def _batch_vectors(self, features, values, row_ids, positive, negative, item_mode, profile_rows, features_t=None):
+    def _batch_vectors(
+        self, features, values, row_ids, positive, negative, item_mode="unique", profile_rows=None, features_t=None
+    ):
         """Φ(P_u) of each triple's profile and Φ of its positive and negative item."""
         if item_mode == "catalogue":
             h = self.item_vectors(features, features_t)
@@ -255,7 +245,14 @@ class CuratorNetTrainer(KerasTrainer):
     def _train_step(self, values, row_ids, positive, negative, profile_rows):
         with tf.GradientTape() as tape:
             margin = self.model.triple_margins(
-                self.features, values, row_ids, positive, negative, self.item_mode, profile_rows, self.features_t
+                self.features,
+                values,
+                row_ids,
+                positive,
+                negative,
+                self.item_mode,
+                profile_rows,
+                features_t=self.features_t,
             )
             loss = self.model.margin_loss(margin, self.l2)
         self.minimise(tape, loss)
