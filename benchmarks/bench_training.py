@@ -108,6 +108,12 @@ def main() -> None:
     parser.add_argument("--triplets", type=Path)
     parser.add_argument("--embeddings", type=Path)
     parser.add_argument("--item-mode", choices=["auto", "unique", "catalogue", "gather"], default="auto")
+    parser.add_argument(
+        "--step",
+        choices=["auto", "fused", "tensorflow"],
+        default="auto",
+        help="CuratorNet's gathers, pooling and margin as CPU kernels or as TensorFlow ops (auto: as training does)",
+    )
     parser.add_argument("--no-allocator-tuning", action="store_true")
     args = parser.parse_args()
 
@@ -140,7 +146,8 @@ def bench_curatornet(args, data: Triples, features: np.ndarray, standardizer: St
     n_items, dim = features.shape
     model = CuratorNet(dim, seed=0)
     mode = choose_item_mode(data, n_items, batch_size, 0) if args.item_mode == "auto" else args.item_mode
-    trainer = CuratorNetTrainer(model, standardizer, features, 1e-4, 1e-3, item_mode=mode)
+    fused = None if args.step == "auto" else args.step == "fused"
+    trainer = CuratorNetTrainer(model, standardizer, features, 1e-4, 1e-3, item_mode=mode, fused=fused)
     rng = np.random.default_rng(0)
     batches = iterate_batches(data, batch_size, rng, distinct_profiles=True)
     trainer.train_step(next(batches))  # trace and warm up
@@ -172,7 +179,8 @@ def bench_curatornet(args, data: Triples, features: np.ndarray, standardizer: St
     after = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
     reference = (before + after) / 2
     print(
-        f"CuratorNet batch {batch_size} (tower per {mode}): {rate:,.0f} triples/s over {steps} steps; "
+        f"CuratorNet batch {batch_size} (tower per {mode}, {'fused' if trainer.fused else 'TensorFlow'} step): "
+        f"{rate:,.0f} triples/s over {steps} steps; "
         f"{items_sum / steps:,.0f} distinct items and {profiles_sum / steps:,.0f} distinct profiles per step; "
         f"{achieved:.1f} GFLOP/s vs matmul {reference:.1f} GFLOP/s (before {before:.0f}, after {after:.0f}) "
         f"= {achieved / reference:.0%} of the matmul rate; "

@@ -145,6 +145,38 @@ def test_training_margins_with_the_stored_transpose_equal_the_scores_and_their_g
         np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("pooling", ["mean+max", "mean", "max"])
+@pytest.mark.parametrize("item_mode", ["catalogue", "unique"])
+def test_fused_step_kernels_give_the_tensorflow_margins_and_gradients(features, item_mode, pooling):
+    model = CuratorNet(DIM, (16, 16), (24, 16, 16), seed=4, pooling=pooling)
+    # Profile 0 holds item 3 twice: every column of its max is a tie, whose gradient is shared.
+    values, rows = tf.constant([3, 3, 2, 4, 9, 9, 1, 30], tf.int32), tf.constant([0, 0, 1, 1, 1, 2, 3, 3], tf.int32)
+    pos, neg = tf.constant([5, 6, 7, 1, 3], tf.int32), tf.constant([1, 7, 8, 30, 3], tf.int32)
+    features_t = tf.constant(np.ascontiguousarray(features.numpy().T)) if item_mode == "catalogue" else None
+    for profile_rows in (tf.constant([0, 1, 2, 2, 3], tf.int32), None):
+        results = []
+        for fused in (False, True):
+            n = 5 if profile_rows is not None else 4
+            batch = (features, values, rows, pos[:n], neg[:n], item_mode, profile_rows)
+            with tf.GradientTape() as tape:
+                margin = model.triple_margins(*batch, features_t=features_t, fused=fused)
+                loss = model.margin_loss(margin, 0.01)
+            results.append((margin.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]))
+        np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
+        for fused_grad, tf_grad in zip(results[1][1], results[0][1]):
+            assert np.abs(tf_grad).max() > 0
+            np.testing.assert_allclose(fused_grad, tf_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_trainer_fuses_its_step_on_the_cpu():
+    from curatornet.models.curatornet import CuratorNetTrainer
+
+    embeddings = np.random.default_rng(1).standard_normal((30, DIM)).astype(np.float32)
+    trainer = CuratorNetTrainer(small_model(), Standardizer.fit(embeddings), embeddings, 0.0, 0.01)
+    assert trainer.fused is (not tf.config.list_physical_devices("GPU"))
+    assert CuratorNetTrainer(small_model(), Standardizer.fit(embeddings), embeddings, 0.0, 0.01, fused=False).fused is False
+
+
 def test_trainer_validation_reads_its_current_weights():
     from curatornet.models.curatornet import CuratorNetTrainer
     from curatornet.sampling.triples import Triples

@@ -114,7 +114,9 @@ class CuratorNet(keras.Model):
         least one item. The pooling's statistics (mean and max, or one of them) are taken over those rows only.
         """
         pools = {"mean": tf.math.segment_mean, "max": tf.math.segment_max}
-        pooled = tf.concat([pools[name](value_vectors, row_ids) for name in self._pools], axis=1)
+        return self._head(tf.concat([pools[name](value_vectors, row_ids) for name in self._pools], axis=1))
+
+    def _head(self, pooled: tf.Tensor) -> tf.Tensor:
         for layer in self.head:
             pooled = layer(pooled)
         return pooled
@@ -138,31 +140,47 @@ class CuratorNet(keras.Model):
         profile, hp, hn = self._batch_vectors(features, values, row_ids, positive, negative, item_mode, profile_rows)
         return tf.reduce_sum(profile * hp, axis=1), tf.reduce_sum(profile * hn, axis=1)
 
-    def triple_margins(self, *batch: Any, features_t: tf.Tensor | None = None) -> tf.Tensor:
+    def triple_margins(self, *batch: Any, features_t: tf.Tensor | None = None, fused: bool = False) -> tf.Tensor:
         """x_ui − x_uj = Φ(P_u)·(Φ(f_i) − Φ(f_j)), what the loss reads: one product per triple, not two.
 
         ``batch``: the arguments of :meth:`triple_scores`; ``features_t`` as in :meth:`item_vectors`.
+        ``fused``: the gathers, the pooling and the margin run as the CPU kernels of
+        :mod:`curatornet.models.fused_ops` (the same values and gradients up to rounding).
         """
+        if fused:
+            return self._fused_margins(*batch, features_t=features_t)
         profile, hp, hn = self._batch_vectors(*batch, features_t=features_t)
         return tf.reduce_sum(profile * (hp - hn), axis=1)
+
+    def _batch_items(self, features, values, positive, negative, item_mode, features_t):
+        """Tower outputs h of the batch's items, and the batch's (values, positive, negative) as rows of h."""
+        if item_mode == "catalogue":
+            return self.item_vectors(features, features_t), values, positive, negative
+        # The tower runs once per distinct item, whatever role the item plays.
+        b = tf.shape(positive)[0]
+        distinct, where = tf.unique(tf.concat([positive, negative, values], axis=0))
+        return self.item_vectors(tf.gather(features, distinct)), where[2 * b :], where[:b], where[b : 2 * b]
 
     def _batch_vectors(
         self, features, values, row_ids, positive, negative, item_mode="unique", profile_rows=None, features_t=None
     ):
         """Φ(P_u) of each triple's profile and Φ of its positive and negative item."""
-        if item_mode == "catalogue":
-            h = self.item_vectors(features, features_t)
-            hp, hn, hv = tf.gather(h, positive), tf.gather(h, negative), tf.gather(h, values)
-        else:
-            # The tower runs once per distinct item, whatever role the item plays.
-            b = tf.shape(positive)[0]
-            distinct, where = tf.unique(tf.concat([positive, negative, values], axis=0))
-            h = self.item_vectors(tf.gather(features, distinct))
-            hp, hn, hv = tf.gather(h, where[:b]), tf.gather(h, where[b : 2 * b]), tf.gather(h, where[2 * b :])
+        h, values, positive, negative = self._batch_items(features, values, positive, negative, item_mode, features_t)
+        hp, hn, hv = tf.gather(h, positive), tf.gather(h, negative), tf.gather(h, values)
         profile = self.profile_vectors(hv, row_ids)
         if profile_rows is not None:
             profile = tf.gather(profile, profile_rows)
         return profile, hp, hn
+
+    def _fused_margins(
+        self, features, values, row_ids, positive, negative, item_mode="unique", profile_rows=None, features_t=None
+    ):
+        from curatornet.models import fused_ops  # Numba loads only where a model trains
+
+        h, values, positive, negative = self._batch_items(features, values, positive, negative, item_mode, features_t)
+        profiles = self._head(fused_ops.pool(h, values, row_ids, self._pools))
+        rows = tf.range(tf.shape(positive)[0]) if profile_rows is None else profile_rows
+        return fused_ops.margins(profiles, h, rows, positive, negative)
 
     def padded_triple_scores(
         self, features: tf.Tensor, profiles: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor
@@ -218,11 +236,19 @@ class CuratorNetTrainer(KerasTrainer):
         l2: float,
         learning_rate: float,
         item_mode: str = "unique",
+        fused: bool | None = None,
     ):
+        """``fused``: run the step's gathers, pooling and margin as CPU kernels
+        (:mod:`curatornet.models.fused_ops`); None: where TensorFlow sees no GPU."""
         if item_mode not in ("unique", "catalogue"):
             raise InputError(None, "item_mode", item_mode, "expected 'unique' or 'catalogue'")
         super().__init__(model, learning_rate)
         self.item_mode = item_mode
+        if fused is None:
+            from curatornet.models import fused_ops
+
+            fused = fused_ops.available()
+        self.fused = bool(fused)
         self.l2 = float(l2)
         self.standardizer = standardizer
         self.embeddings = embeddings
@@ -253,6 +279,7 @@ class CuratorNetTrainer(KerasTrainer):
                 self.item_mode,
                 profile_rows,
                 features_t=self.features_t,
+                fused=self.fused,
             )
             loss = self.model.margin_loss(margin, self.l2)
         self.minimise(tape, loss)
@@ -415,4 +442,4 @@ def build_trainer(inputs: TrainingInputs) -> tuple[CuratorNetTrainer, dict[str, 
     trainer = CuratorNetTrainer(
         model, inputs.standardizer, inputs.embeddings, settings.l2, settings.schedule.learning_rate, mode
     )
-    return trainer, {**hyper, "item_mode": mode}
+    return trainer, {**hyper, "item_mode": mode, "fused_step": trainer.fused}
