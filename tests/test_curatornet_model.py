@@ -172,9 +172,10 @@ def test_trainer_fuses_its_step_on_the_cpu():
     from curatornet.models.curatornet import CuratorNetTrainer
 
     embeddings = np.random.default_rng(1).standard_normal((30, DIM)).astype(np.float32)
-    trainer = CuratorNetTrainer(small_model(), Standardizer.fit(embeddings), embeddings, 0.0, 0.01)
+    standardizer = Standardizer.fit(embeddings)
+    trainer = CuratorNetTrainer(small_model(), standardizer, embeddings, 0.0, 0.01)
     assert trainer.fused is (not tf.config.list_physical_devices("GPU"))
-    assert CuratorNetTrainer(small_model(), Standardizer.fit(embeddings), embeddings, 0.0, 0.01, fused=False).fused is False
+    assert CuratorNetTrainer(small_model(), standardizer, embeddings, 0.0, 0.01, fused=False).fused is False
 
 
 def test_trainer_validation_reads_its_current_weights():

@@ -94,9 +94,7 @@ def pool(h: tf.Tensor, values: tf.Tensor, row_ids: tf.Tensor, parts: Sequence[st
     return pooled_of(h)
 
 
-def margins(
-    profiles: tf.Tensor, h: tf.Tensor, rows: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor
-) -> tf.Tensor:
+def margins(profiles: tf.Tensor, h: tf.Tensor, rows: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor) -> tf.Tensor:
     """``reduce_sum(gather(profiles, rows) * (gather(h, positive) − gather(h, negative)), axis=1)``."""
 
     @tf.custom_gradient
