@@ -3,21 +3,25 @@
 Usage:
     .venv/bin/python benchmarks/bench_training.py [--models curatornet vbpr] [--batch-sizes 4096 16384]
         [--seconds 20] [--triplets results/triplets/guidelines/train.parquet
-        --embeddings results/data/embeddings.parquet] [--threads 2] [--no-allocator-tuning]
+        --embeddings results/data/embeddings.parquet] [--threads 2] [--step auto|fused|tensorflow]
+        [--no-allocator-tuning]
 
 Without files it generates UGallery-like triples (7,700 items of 2,048
 dimensions, 2,900 users with heavy-tailed histories, one third of the triples
 with the whole history as profile like D3/D4, one third with part of it like
 D1/D2 and one third with one item like D5/D6).
 
-For each batch size it times real training steps (after a warm-up step), then
-times, in the same process just before and just after, a dense float32 matmul
-of the tower's first layer over the catalogue ((n_items x 2048) @ (2048 x 200)),
-and prints:
+For each batch size it times real training steps (after a warm-up step) and,
+as the reference, a dense float32 matmul of the tower's first layer over the
+catalogue ((n_items x 2048) @ (2048 x 200)): for 2 s just before and just
+after the steps, and once after every step. It prints:
   - triples/s;
   - the matmul FLOPs of the step (item tower forward and backward on the
     distinct items, profile head forward and backward on the distinct
-    profiles) per second, and their share of the measured matmul rate;
+    profiles) per second, and their share of the reference matmul rate: as
+    the median over the steps of each step's rate over the reference taken
+    right after it (paired, so that a shared machine's swings cancel), and
+    against the mean of the before and after rates;
   - minor page faults per step;
   - the time of one epoch over the paper's 10 million triples, extrapolated
     from the measured throughput.
@@ -72,20 +76,32 @@ def synthetic(n_items: int, dim: int, n_users: int, n_triples: int, seed: int) -
     return features, data
 
 
-def matmul_rate(rows: int, dim: int, units: int, seconds: float = 3.0) -> float:
-    """GFLOP/s of a dense float32 (rows x dim) @ (dim x units) matmul."""
-    import tensorflow as tf
+class MatmulReference:
+    """A dense float32 (rows x dim) @ (dim x units) matmul, timed."""
 
-    rng = np.random.default_rng(0)
-    a = tf.constant(rng.standard_normal((rows, dim), dtype=np.float32))
-    w = tf.constant(rng.standard_normal((dim, units), dtype=np.float32))
-    product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, w)))
-    product().numpy()
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        product().numpy()
-        count += 1
-    return 2.0 * rows * dim * units * count / (time.perf_counter() - started) / 1e9
+    def __init__(self, rows: int, dim: int, units: int):
+        import tensorflow as tf
+
+        rng = np.random.default_rng(0)
+        a = tf.constant(rng.standard_normal((rows, dim), dtype=np.float32))
+        w = tf.constant(rng.standard_normal((dim, units), dtype=np.float32))
+        self.flops = 2.0 * rows * dim * units
+        self._product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, w)))
+        self._product().numpy()
+
+    def once(self) -> float:
+        """GFLOP/s of one product."""
+        started = time.perf_counter()
+        self._product().numpy()
+        return self.flops / (time.perf_counter() - started) / 1e9
+
+    def rate(self, seconds: float) -> float:
+        """GFLOP/s over repeated products for ``seconds``."""
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            self._product().numpy()
+            count += 1
+        return self.flops * count / (time.perf_counter() - started) / 1e9
 
 
 def step_flops(n_items: int, n_profiles: int, dim: int, tower: tuple[int, ...], head: tuple[int, ...]) -> float:
@@ -151,39 +167,46 @@ def bench_curatornet(args, data: Triples, features: np.ndarray, standardizer: St
     rng = np.random.default_rng(0)
     batches = iterate_batches(data, batch_size, rng, distinct_profiles=True)
     trainer.train_step(next(batches))  # trace and warm up
-    # The machine may be shared: the matmul reference is taken just before and just after.
-    before = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
+    # The machine may be shared: the matmul reference is taken before, after, and after every step.
+    reference_matmul = MatmulReference(n_items, dim, model.tower_units[0])
+    before = reference_matmul.rate(2.0)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     triples = steps = 0
-    flops = items_sum = profiles_sum = 0.0
-    started = time.perf_counter()
+    flops = items_sum = profiles_sum = elapsed = 0.0
+    paired = []
     for batch in batches:
+        started = time.perf_counter()
         trainer.train_step(batch)
+        took = time.perf_counter() - started
         distinct = (
             n_items
             if mode == "catalogue"
             else len(np.unique(np.concatenate([batch.positive, batch.negative, batch.values])))
         )
         n_profiles = int(batch.row_ids[-1]) + 1
-        flops += step_flops(distinct, n_profiles, dim, model.tower_units, model.head_units)
+        step = step_flops(distinct, n_profiles, dim, model.tower_units, model.head_units)
+        paired.append(step / took / 1e9 / reference_matmul.once())
+        flops += step
+        elapsed += took
         items_sum += distinct
         profiles_sum += n_profiles
         triples += len(batch)
         steps += 1
-        if time.perf_counter() - started > args.seconds:
+        if elapsed > args.seconds:
             break
-    elapsed = time.perf_counter() - started
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / max(steps, 1)
     rate = triples / elapsed
     achieved = flops / elapsed / 1e9
-    after = matmul_rate(n_items, dim, model.tower_units[0], seconds=2.0)
+    after = reference_matmul.rate(2.0)
     reference = (before + after) / 2
+    low, median, high = np.percentile(paired, [10, 50, 90])
     print(
         f"CuratorNet batch {batch_size} (tower per {mode}, {'fused' if trainer.fused else 'TensorFlow'} step): "
         f"{rate:,.0f} triples/s over {steps} steps; "
         f"{items_sum / steps:,.0f} distinct items and {profiles_sum / steps:,.0f} distinct profiles per step; "
         f"{achieved:.1f} GFLOP/s vs matmul {reference:.1f} GFLOP/s (before {before:.0f}, after {after:.0f}) "
-        f"= {achieved / reference:.0%} of the matmul rate; "
+        f"= {achieved / reference:.0%} of the matmul rate; paired with a reference after each step: "
+        f"median {median:.0%} (10th to 90th percentile {low:.0%} to {high:.0%}); "
         f"{faults:,.0f} minor page faults per step; "
         f"one epoch over {PAPER_TRIPLES:,} triples: {PAPER_TRIPLES / rate / 60:.1f} min (extrapolated)"
     )

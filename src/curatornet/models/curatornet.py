@@ -12,7 +12,9 @@ negatives and profile items (or once over the catalogue when a batch touches
 nearly all of it), and profiles are ragged (flat values + row ids), so there
 is no padding slot at all: pooling sees real profile items only. Training reads
 the margin x_ui − x_uj directly, and over the catalogue the first kernel's
-gradient comes from a stored transpose of the features.
+gradient comes from a stored transpose of the features. On the CPU, the step's
+gathers, pooling and margin run as fused kernels (:mod:`curatornet.models.fused_ops`);
+TensorFlow's own ops remain the reference, and the path where a GPU is visible.
 """
 
 from __future__ import annotations
