@@ -128,21 +128,31 @@ def test_training_margins_with_the_stored_transpose_equal_the_scores_and_their_g
     pos, neg = tf.constant([5, 6, 7, 1], tf.int32), tf.constant([1, 7, 8, 30], tf.int32)
     profile_rows = tf.constant([0, 1, 2, 2], tf.int32)
     features_t = tf.constant(np.ascontiguousarray(features.numpy().T))
-    results = []
-    for path in ("scores", "margins"):
-        with tf.GradientTape() as tape:
-            if path == "scores":
-                x_ui, x_uj = model.triple_scores(features, values, rows, pos, neg, "catalogue", profile_rows)
-                margin = x_ui - x_uj
-            else:
-                batch = (features, values, rows, pos, neg, "catalogue", profile_rows)
-                margin = model.triple_margins(*batch, features_t=features_t)
-            loss = model.margin_loss(margin, 0.01)
-        results.append((margin.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
-    for g, h in zip(results[1][1], results[0][1]):
-        assert np.abs(g).max() > 0
-        np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-6)
+    batch = (features, values, rows, pos, neg, "catalogue", profile_rows)
+
+    def from_scores(*batch):
+        x_ui, x_uj = model.triple_scores(*batch)
+        return x_ui - x_uj
+
+    assert_same_margins_and_gradients(
+        margin_and_gradients(model, model.triple_margins, *batch, features_t=features_t),
+        margin_and_gradients(model, from_scores, *batch),
+    )
+
+
+def margin_and_gradients(model, margin_of, *args, **kwargs):
+    """The margins ``margin_of(*args, **kwargs)`` computes and the loss's gradient with respect to every weight."""
+    with tf.GradientTape() as tape:
+        margin = margin_of(*args, **kwargs)
+        loss = model.margin_loss(margin, 0.01)
+    return margin.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+
+def assert_same_margins_and_gradients(got, want):
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+    for got_grad, want_grad in zip(got[1], want[1]):
+        assert np.abs(want_grad).max() > 0
+        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("pooling", ["mean+max", "mean", "max"])
@@ -153,19 +163,12 @@ def test_fused_step_kernels_give_the_tensorflow_margins_and_gradients(features, 
     values, rows = tf.constant([3, 3, 2, 4, 9, 9, 1, 30], tf.int32), tf.constant([0, 0, 1, 1, 1, 2, 3, 3], tf.int32)
     pos, neg = tf.constant([5, 6, 7, 1, 3], tf.int32), tf.constant([1, 7, 8, 30, 3], tf.int32)
     features_t = tf.constant(np.ascontiguousarray(features.numpy().T)) if item_mode == "catalogue" else None
-    for profile_rows in (tf.constant([0, 1, 2, 2, 3], tf.int32), None):
-        results = []
-        for fused in (False, True):
-            n = 5 if profile_rows is not None else 4
-            batch = (features, values, rows, pos[:n], neg[:n], item_mode, profile_rows)
-            with tf.GradientTape() as tape:
-                margin = model.triple_margins(*batch, features_t=features_t, fused=fused)
-                loss = model.margin_loss(margin, 0.01)
-            results.append((margin.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]))
-        np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
-        for fused_grad, tf_grad in zip(results[1][1], results[0][1]):
-            assert np.abs(tf_grad).max() > 0
-            np.testing.assert_allclose(fused_grad, tf_grad, rtol=1e-4, atol=1e-6)
+    for profile_rows, n in ((tf.constant([0, 1, 2, 2, 3], tf.int32), 5), (None, 4)):
+        batch = (features, values, rows, pos[:n], neg[:n], item_mode, profile_rows)
+        assert_same_margins_and_gradients(
+            margin_and_gradients(model, model.triple_margins, *batch, features_t=features_t, fused=True),
+            margin_and_gradients(model, model.triple_margins, *batch, features_t=features_t),
+        )
 
 
 def test_trainer_fuses_its_step_on_the_cpu():

@@ -49,6 +49,18 @@ def column_blocks(d: int, threads: int | None = None) -> int:
     return ((d + threads - 1) // threads + LINE - 1) // LINE * LINE
 
 
+@nb.njit(nogil=True, cache=True)
+def _count(d: int, width: int) -> int:
+    """Column blocks of ``width`` in ``d`` columns."""
+    return (d + width - 1) // width
+
+
+@nb.njit(nogil=True, cache=True)
+def _columns(block: int, width: int, d: int) -> tuple[int, int]:
+    """First and past-the-last column of ``block``."""
+    return block * width, min(d, (block + 1) * width)
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
 def pool_forward(
     h: np.ndarray, values: np.ndarray, offsets: np.ndarray, with_mean: bool, with_max: bool
@@ -103,10 +115,8 @@ def pool_backward(
     n_profiles, d = offsets.size - 1, h.shape[1]
     at_max = d if with_mean else 0
     grad = np.zeros(h.shape, np.float32)
-    n_blocks = (d + width - 1) // width
-    for block in nb.prange(n_blocks):
-        c0 = block * width
-        c1 = min(d, c0 + width)
+    for block in nb.prange(_count(d, width)):
+        c0, c1 = _columns(block, width, d)
         w = c1 - c0
         to_mean = np.zeros(w, np.float32)
         to_max = np.zeros(w, np.float32)
@@ -161,10 +171,8 @@ def margin_backward(
     n, d = positive.size, h.shape[1]
     d_profiles = np.zeros(profiles.shape, np.float32)
     d_h = np.zeros(h.shape, np.float32)
-    n_blocks = (d + width - 1) // width
-    for block in nb.prange(n_blocks):
-        c0 = block * width
-        c1 = min(d, c0 + width)
+    for block in nb.prange(_count(d, width)):
+        c0, c1 = _columns(block, width, d)
         w = c1 - c0
         for t in range(n):
             g = upstream[t]
