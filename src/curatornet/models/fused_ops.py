@@ -17,7 +17,8 @@ import tensorflow as tf
 from curatornet.models import kernels
 
 # TensorFlow may call two kernels from two of its threads at once; the kernels run one at a time,
-# each on the job's threads (Numba's thread count is per calling thread, so it is set at each call).
+# each on the job's threads (Numba's thread count is per calling thread, so it is set at each call,
+# and column_blocks() reads it).
 _LOCK = threading.Lock()
 
 
@@ -32,37 +33,13 @@ def _threads() -> int:
     return min(configured, numba.config.NUMBA_NUM_THREADS) if configured > 0 else numba.config.NUMBA_NUM_THREADS
 
 
-def _on_threads(kernel, *args):
-    with _LOCK:
-        threads = _threads()
-        numba.set_num_threads(threads)
-        return kernel(*args, threads)
-
-
-def _pool_forward(h, values, row_ids, with_mean, with_max, threads):
-    return kernels.pool_forward(h, values, kernels.profile_offsets(row_ids), bool(with_mean), bool(with_max))
-
-
-def _pool_backward(h, values, row_ids, pooled, ties, upstream, with_mean, with_max, threads):
-    offsets = kernels.profile_offsets(row_ids)
-    width = kernels.column_blocks(h.shape[1], threads)
-    return kernels.pool_backward(h, values, offsets, pooled, ties, upstream, bool(with_mean), bool(with_max), width)
-
-
-def _margin_forward(profiles, h, rows, positive, negative, threads):
-    return kernels.margin_forward(profiles, h, rows, positive, negative)
-
-
-def _margin_backward(profiles, h, rows, positive, negative, upstream, threads):
-    width = kernels.column_blocks(h.shape[1], threads)
-    return kernels.margin_backward(profiles, h, rows, positive, negative, upstream, width)
-
-
 def _call(kernel, inputs, outputs):
-    """``kernel`` on ``inputs`` as one op; ``outputs``: the shape of each float32 result."""
+    """``kernel`` on ``inputs`` as one op, on the job's threads; ``outputs``: the shape of each float32 result."""
 
     def run(*args):
-        result = _on_threads(kernel, *args)
+        with _LOCK:
+            numba.set_num_threads(_threads())
+            result = kernel(*args)
         return result if isinstance(result, tuple) else (result,)
 
     results = tf.numpy_function(run, inputs, [tf.float32] * len(outputs), stateful=False)
@@ -78,15 +55,22 @@ def pool(h: tf.Tensor, values: tf.Tensor, row_ids: tf.Tensor, parts: Sequence[st
 
     ``row_ids`` are sorted and every profile has a row, as for the segment ops.
     """
-    flags = [tf.constant("mean" in parts), tf.constant("max" in parts)]
+    with_mean, with_max = "mean" in parts, "max" in parts
     d = h.shape[1]
+
+    def forward(h, values, row_ids):
+        return kernels.pool_forward(h, values, kernels.profile_offsets(row_ids), with_mean, with_max)
+
+    def backward(h, values, row_ids, pooled, ties, upstream):
+        offsets, width = kernels.profile_offsets(row_ids), kernels.column_blocks(h.shape[1])
+        return kernels.pool_backward(h, values, offsets, pooled, ties, upstream, with_mean, with_max, width)
 
     @tf.custom_gradient
     def pooled_of(h):
-        pooled, ties = _call(_pool_forward, [h, values, row_ids, *flags], [[None, len(parts) * d], [None, d]])
+        pooled, ties = _call(forward, [h, values, row_ids], [[None, len(parts) * d], [None, d]])
 
         def gradient(upstream):
-            (grad,) = _call(_pool_backward, [h, values, row_ids, pooled, ties, upstream, *flags], [h.shape])
+            (grad,) = _call(backward, [h, values, row_ids, pooled, ties, upstream], [h.shape])
             return grad
 
         return pooled, gradient
@@ -97,12 +81,16 @@ def pool(h: tf.Tensor, values: tf.Tensor, row_ids: tf.Tensor, parts: Sequence[st
 def margins(profiles: tf.Tensor, h: tf.Tensor, rows: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor) -> tf.Tensor:
     """``reduce_sum(gather(profiles, rows) * (gather(h, positive) − gather(h, negative)), axis=1)``."""
 
+    def backward(profiles, h, rows, positive, negative, upstream):
+        width = kernels.column_blocks(h.shape[1])
+        return kernels.margin_backward(profiles, h, rows, positive, negative, upstream, width)
+
     @tf.custom_gradient
     def margins_of(profiles, h):
-        (margin,) = _call(_margin_forward, [profiles, h, rows, positive, negative], [[None]])
+        (margin,) = _call(kernels.margin_forward, [profiles, h, rows, positive, negative], [[None]])
 
         def gradient(upstream):
-            return _call(_margin_backward, [profiles, h, rows, positive, negative, upstream], [profiles.shape, h.shape])
+            return _call(backward, [profiles, h, rows, positive, negative, upstream], [profiles.shape, h.shape])
 
         return margin, gradient
 

@@ -43,8 +43,8 @@ def profile_offsets(row_ids: np.ndarray) -> np.ndarray:
 
 
 def column_blocks(d: int, threads: int | None = None) -> int:
-    """Width of the backward kernels' column blocks: one block per thread (Numba's count by default),
-    each a whole number of cache lines."""
+    """Width of the backward kernels' column blocks: one block per thread (by default Numba's
+    count for the calling thread), each a whole number of cache lines."""
     threads = nb.get_num_threads() if threads is None else threads
     return ((d + threads - 1) // threads + LINE - 1) // LINE * LINE
 
